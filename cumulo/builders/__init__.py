@@ -1,0 +1,1 @@
+"""Image builders (detect, OCI layers, buildah, kaniko, buildpacks) land here."""

@@ -1,0 +1,38 @@
+"""Settings: the only module that reads the environment (prefix ``CUMULO_``).
+
+Everything else receives a :class:`Settings` (or the values it needs) from its
+caller; nothing writes to ``os.environ``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+STATE_DIR_NAME = ".cumulo"
+
+
+class Settings(BaseSettings):
+    """Platform settings; every field can be set as ``CUMULO_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="CUMULO_", extra="ignore")
+
+    state_dir: Path | None = Field(
+        default=None, description="Where the bus, logs and runs live (default: DIR/.cumulo)."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535, description="Gateway port; 0 picks one.")
+    bus_url: str | None = Field(
+        default=None, description="Default bus when the project declares none."
+    )
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    dedup_window: float = Field(default=600.0, ge=0, description="Seconds; 0 turns dedup off.")
+    retention: float = Field(default=7 * 86400.0, gt=0, description="Seconds events are kept.")
+    sqlite_synchronous: str = Field(default="FULL", pattern="^(FULL|NORMAL|OFF)$")
+    log_level: str = "INFO"
+
+    def state_path(self, project_dir: Path) -> Path:
+        """The state directory for a project: the setting, or ``project_dir/.cumulo``."""
+        return self.state_dir or (project_dir / STATE_DIR_NAME)

@@ -1,0 +1,117 @@
+"""Every exception Cumulo raises, in one tree.
+
+Library errors are translated where they enter Cumulo (``except
+sqlite3.OperationalError as e: raise BusUnavailableError(...) from e``), so
+callers only ever need to catch what is defined here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class CumuloError(Exception):
+    """Base class of every error Cumulo raises."""
+
+
+# --- what a function raises to steer delivery ------------------------------
+
+
+class Retry(CumuloError):
+    """Raised by a function: deliver this event again, after ``delay`` seconds.
+
+    Without a delay the trigger's backoff policy decides when.
+    """
+
+    def __init__(self, message: str = "retry requested", *, delay: float | None = None):
+        super().__init__(message)
+        self.delay = delay
+
+
+class PermanentError(CumuloError):
+    """Raised by a function: this event can never succeed; dead-letter it now."""
+
+
+# --- specs -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake in a spec, located as ``file:path``."""
+
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.path}" if self.path else self.file
+        return f"{where}: {self.message}"
+
+
+class SpecError(CumuloError):
+    """A project's specs have mistakes; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class TargetError(CumuloError):
+    """A function target (``module:attr``) cannot be imported or is not callable."""
+
+
+# --- events ----------------------------------------------------------------
+
+
+class InvalidEventError(CumuloError):
+    """A payload is not a valid CloudEvent; ``problems`` says every reason."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class UnsupportedMediaTypeError(InvalidEventError):
+    """The Content-Type names an event format Cumulo does not read."""
+
+
+class PayloadTooLargeError(InvalidEventError):
+    """A body is larger than the configured limit."""
+
+
+# --- the bus ---------------------------------------------------------------
+
+
+class BusError(CumuloError):
+    """The event bus failed."""
+
+
+class BusUnavailableError(BusError):
+    """The bus (or the broker behind it) cannot be reached right now."""
+
+    def __init__(self, message: str, *, address: str = ""):
+        super().__init__(f"{message} ({address})" if address else message)
+        self.address = address
+
+
+class UnknownBackendError(BusError):
+    """No bus backend is registered for a URL scheme, or its extra is missing."""
+
+
+# --- runtimes --------------------------------------------------------------
+
+
+class RuntimeFailure(CumuloError):
+    """The local runtime could not do what was asked."""
+
+
+class WorkerStartError(RuntimeFailure):
+    """A worker process could not be started."""
+
+
+class FunctionNotFoundError(RuntimeFailure):
+    """No function of that name is deployed."""
+
+
+class PlatformNotRunningError(RuntimeFailure):
+    """The command needs ``cumulo up`` running, and it is not."""

@@ -1,0 +1,1 @@
+"""Events: the CloudEvent value, filters, delivery policy, the bus and the dispatcher."""

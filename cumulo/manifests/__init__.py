@@ -1,0 +1,1 @@
+"""Rendering specs to Kubernetes objects (Knative, KEDA, Dapr) lands here."""

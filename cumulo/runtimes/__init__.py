@@ -1,0 +1,1 @@
+"""Function hosts: the worker (the container entrypoint) and the local runtime."""

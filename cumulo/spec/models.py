@@ -1,0 +1,286 @@
+"""Resource models: Function, EventSource, EventBus and Trigger.
+
+Each resource has the Kubernetes shape ``apiVersion / kind / metadata / spec``.
+YAML uses camelCase keys; Python uses snake_case; both are accepted on input.
+Unknown keys are mistakes, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+API_VERSION = "cumulo.dev/v1alpha1"
+NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # a DNS-1123 label
+HANDLER_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
+    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: Any) -> Any:
+    """Seconds from ``30``, ``"30s"``, ``"5m"``, ``"250ms"``, ``"1d"`` or ISO 8601 ``"PT1M30S"``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return value  # let pydantic report the type error
+    if isinstance(value, (int, float)):
+        return float(value)
+    if m := _DURATION.match(value):
+        return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if value != "P" and (m := _ISO_DURATION.match(value.strip())):
+        hours = float(m["d"] or 0) * 24 + float(m["h"] or 0)
+        return hours * 3600 + float(m["m"] or 0) * 60 + float(m["s"] or 0)
+    raise ValueError(f"{value!r} is not a duration (use seconds, '30s', '5m', '2h', 'PT1M')")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN)]
+
+
+class Model(BaseModel):
+    """Base of every spec model: camelCase aliases, unknown keys forbidden."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+# --- shared pieces ----------------------------------------------------------
+
+
+class Metadata(Model):
+    name: Name
+    labels: dict[str, str] = {}
+    annotations: dict[str, str] = {}
+
+
+class Filter(Model):
+    """One Knative filter dialect expression; exactly one field is set.
+
+    ``exact``/``prefix``/``suffix`` map CloudEvent attribute names (extensions
+    included) to values; ``all``/``any`` nest filters; ``not`` negates one.
+    """
+
+    exact: dict[str, str] | None = None
+    prefix: dict[str, str] | None = None
+    suffix: dict[str, str] | None = None
+    all: list[Filter] | None = None
+    any: list[Filter] | None = None
+    not_: Filter | None = Field(default=None, alias="not")
+
+    @model_validator(mode="after")
+    def _one_dialect(self) -> Filter:
+        set_fields = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(set_fields) != 1:
+            raise ValueError("a filter needs exactly one of exact, prefix, suffix, all, any, not")
+        return self
+
+
+class Delivery(Model):
+    """How a trigger retries and where failures go (Knative's ``delivery``)."""
+
+    retries: int = Field(default=3, ge=0, description="Retries after the first attempt.")
+    backoff_policy: Literal["linear", "exponential"] = "exponential"
+    backoff_delay: Duration = 1.0
+    max_backoff: Duration = 300.0
+    timeout: Duration | None = Field(default=None, description="Per attempt; default: the function's.")
+    dead_letter_topic: str = "dead-letter"
+    max_event_age: Duration | None = None
+
+
+class Dedup(Model):
+    """Consumer-side dedup: skip an event whose key this trigger saw within the window."""
+
+    key: list[str] = ["source", "id"]
+    window: Duration = 600.0
+
+
+class TriggerBinding(Model):
+    """A trigger written inline under a function (the function is implied)."""
+
+    name: Name | None = None
+    bus: Name = "default"
+    topic: str = "default"
+    filter: dict[str, dict[str, str]] | None = Field(
+        default=None, description="Knative's classic ``filter.attributes`` (exact match)."
+    )
+    filters: list[Filter] = []
+    delivery: Delivery = Delivery()
+    dedup: Dedup | None = None
+
+
+# --- Function -----------------------------------------------------------------
+
+
+class Scale(Model):
+    min: int = Field(default=0, ge=0)
+    max: int = Field(default=4, ge=1)
+    concurrency: int = Field(default=16, ge=1, description="In-flight events per worker.")
+    idle_timeout: Duration = 60.0
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> Scale:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) is larger than max ({self.max})")
+        return self
+
+
+class Resources(Model):
+    cpu: str | None = None
+    memory: str | None = None
+    gpu: int = Field(default=0, ge=0)
+
+
+class Build(Model):
+    builder: Literal["auto", "oci", "buildah", "kaniko", "buildpacks"] = "auto"
+    context: str = "."
+    requirements: str | None = None
+    base_image: str = "python:3.11-slim"
+
+
+class SecretRef(Model):
+    name: str
+    key: str | None = None
+    env: str | None = None
+
+
+class FunctionSpec(Model):
+    handler: str = Field(pattern=HANDLER_PATTERN, description="module:attr")
+    signature: Literal["http", "cloudevent"] | None = Field(
+        default=None, description="Default: what the functions-framework decorator says, else http."
+    )
+    mode: Literal["service", "job"] = "service"
+    triggers: list[TriggerBinding] = []
+    emits: list[str] = []
+    scale: Scale = Scale()
+    resources: Resources = Resources()
+    timeout: Duration = 300.0
+    env: dict[str, str] = {}
+    secrets: list[SecretRef] = []
+    build: Build = Build()
+
+
+# --- EventSource ----------------------------------------------------------------
+
+
+class CronSource(Model):
+    schedule: str
+    timezone: str = "UTC"
+    missed: Literal["skip", "fire-once", "fire-all"] = Field(
+        default="fire-once", description="Ticks missed while down: none, the latest, or each."
+    )
+    data: Any = None
+
+
+class KafkaSource(Model):
+    brokers: list[str]
+    topics: list[str]
+    group: str | None = None
+    start: Literal["earliest", "latest"] = "latest"
+
+
+class S3Source(Model):
+    bucket: str
+    endpoint: str | None = None
+    prefix: str = ""
+    suffix: str = ""
+    mode: Literal["notification", "poll"] = "notification"
+
+
+class GitSource(Model):
+    provider: Literal["github", "gitlab", "gitea", "poll"] = "github"
+    repository: str | None = None
+    branches: list[str] = []
+    paths: list[str] = []
+
+
+class WebhookSource(Model):
+    path: str = "/"
+    auth: Literal["none", "bearer", "hmac"] = "none"
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
+
+class Sink(Model):
+    bus: Name = "default"
+    topic: str = "default"
+    function: Name | None = Field(default=None, description="Deliver straight to a function.")
+
+
+_SOURCE_KINDS = ("cron", "kafka", "s3", "git", "webhook")
+
+
+class EventSourceSpec(Model):
+    cron: CronSource | None = None
+    kafka: KafkaSource | None = None
+    s3: S3Source | None = None
+    git: GitSource | None = None
+    webhook: WebhookSource | None = None
+    type: str | None = Field(default=None, description="CloudEvent type of what it emits.")
+    sink: Sink = Sink()
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> EventSourceSpec:
+        kinds = [k for k in _SOURCE_KINDS if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(f"an event source needs exactly one of {', '.join(_SOURCE_KINDS)}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in _SOURCE_KINDS if getattr(self, k) is not None)
+
+
+# --- EventBus and Trigger --------------------------------------------------------
+
+
+class EventBusSpec(Model):
+    url: str = Field(default="sqlite:///.cumulo/bus.db", description="Backend by scheme.")
+    dedup_window: Duration = 600.0
+    retention: Duration = 7 * 86400.0
+
+
+class TriggerSpec(TriggerBinding):
+    function: Name
+
+
+# --- resources -------------------------------------------------------------------
+
+
+class Resource(Model):
+    api_version: Literal["cumulo.dev/v1alpha1"] = Field(default=API_VERSION, alias="apiVersion")
+    metadata: Metadata
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+class Function(Resource):
+    kind: Literal["Function"] = "Function"
+    spec: FunctionSpec
+
+
+class EventSource(Resource):
+    kind: Literal["EventSource"] = "EventSource"
+    spec: EventSourceSpec
+
+
+class EventBus(Resource):
+    kind: Literal["EventBus"] = "EventBus"
+    spec: EventBusSpec = EventBusSpec()
+
+
+class Trigger(Resource):
+    kind: Literal["Trigger"] = "Trigger"
+    spec: TriggerSpec
+
+
+KINDS: dict[str, type[Resource]] = {
+    cls.model_fields["kind"].default: cls for cls in (Function, EventSource, EventBus, Trigger)
+}
