@@ -36,3 +36,11 @@ class Settings(BaseSettings):
     def state_path(self, project_dir: Path) -> Path:
         """The state directory for a project: the setting, or ``project_dir/.cumulo``."""
         return self.state_dir or (project_dir / STATE_DIR_NAME)
+
+
+class WorkerSettings(BaseSettings):
+    """What a function's container is told by its platform (Knative sets ``PORT``)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    port: int = Field(default=8080, ge=0, le=65535, validation_alias="PORT")

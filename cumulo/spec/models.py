@@ -8,14 +8,22 @@ Unknown keys are mistakes, never silently ignored.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
-API_VERSION = "cumulo.dev/v1alpha1"
+API_VERSION: Final = "cumulo.dev/v1alpha1"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # a DNS-1123 label
 HANDLER_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+ATTRIBUTE_NAME_PATTERN = re.compile(r"^[a-z0-9]{1,20}$")  # a CloudEvents attribute name
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _ISO_DURATION = re.compile(
@@ -37,6 +45,15 @@ def parse_duration(value: Any) -> Any:
         hours = float(m["d"] or 0) * 24 + float(m["h"] or 0)
         return hours * 3600 + float(m["m"] or 0) * 60 + float(m["s"] or 0)
     raise ValueError(f"{value!r} is not a duration (use seconds, '30s', '5m', '2h', 'PT1M')")
+
+
+def check_attribute_names(attributes: dict[str, str]) -> None:
+    """Raise ``ValueError`` unless every key is a CloudEvents attribute name."""
+    for name in attributes:
+        if not ATTRIBUTE_NAME_PATTERN.match(name):
+            raise ValueError(
+                f"'{name}' is not a CloudEvents attribute name (1-20 lowercase letters or digits)"
+            )
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
@@ -74,6 +91,24 @@ class Filter(Model):
     any: list[Filter] | None = None
     not_: Filter | None = Field(default=None, alias="not")
 
+    @field_validator("exact", "prefix", "suffix")
+    @classmethod
+    def _attribute_values(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        if value is not None:
+            if not value:
+                raise ValueError("needs at least one attribute")
+            check_attribute_names(value)
+            if empty := [name for name, text in value.items() if not text]:
+                raise ValueError(f"the value for '{empty[0]}' must not be empty")
+        return value
+
+    @field_validator("all", "any")
+    @classmethod
+    def _some_filters(cls, value: list[Filter] | None) -> list[Filter] | None:
+        if value is not None and not value:
+            raise ValueError("needs at least one filter")
+        return value
+
     @model_validator(mode="after")
     def _one_dialect(self) -> Filter:
         set_fields = [name for name in type(self).model_fields if getattr(self, name) is not None]
@@ -89,7 +124,9 @@ class Delivery(Model):
     backoff_policy: Literal["linear", "exponential"] = "exponential"
     backoff_delay: Duration = 1.0
     max_backoff: Duration = 300.0
-    timeout: Duration | None = Field(default=None, description="Per attempt; default: the function's.")
+    timeout: Duration | None = Field(
+        default=None, description="Per attempt; default: the function's."
+    )
     dead_letter_topic: str = "dead-letter"
     max_event_age: Duration | None = None
 
@@ -110,9 +147,22 @@ class TriggerBinding(Model):
     filter: dict[str, dict[str, str]] | None = Field(
         default=None, description="Knative's classic ``filter.attributes`` (exact match)."
     )
-    filters: list[Filter] = []
+    filters: list[Filter] = Field(default=[], description="Knative's dialects, ANDed together.")
     delivery: Delivery = Delivery()
     dedup: Dedup | None = None
+
+    @field_validator("filter")
+    @classmethod
+    def _classic_filter(
+        cls, value: dict[str, dict[str, str]] | None
+    ) -> dict[str, dict[str, str]] | None:
+        if value is not None:
+            if unknown := sorted(set(value) - {"attributes"}):
+                raise ValueError(
+                    f"unknown key '{unknown[0]}' (the classic filter has 'attributes')"
+                )
+            check_attribute_names(value.get("attributes", {}))
+        return value
 
 
 # --- Function -----------------------------------------------------------------
@@ -240,7 +290,9 @@ class EventSourceSpec(Model):
 
 
 class EventBusSpec(Model):
-    url: str = Field(default="sqlite:///.cumulo/bus.db", description="Backend by scheme.")
+    url: str | None = Field(
+        default=None, description="Backend by scheme; default: SQLite in the state directory."
+    )
     dedup_window: Duration = 600.0
     retention: Duration = 7 * 86400.0
 

@@ -1,0 +1,3 @@
+from cumulo.cli import main
+
+main()

@@ -1,0 +1,312 @@
+"""The ``cumulo`` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from cumulo.client import Client, GatewayError
+from cumulo.config import Settings
+from cumulo.errors import CumuloError, SpecError
+from cumulo.events.event import new_event, to_json
+
+app = typer.Typer(help="Serverless, event-driven functions for the ML lifecycle.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+console = Console()
+errors = Console(stderr=True)
+
+ProjectDir = Annotated[Path, typer.Argument(help="Project folder (or one YAML file).")]
+DirOption = Annotated[Path, typer.Option("--dir", "-d", help="Project folder.")]
+Modules = Annotated[list[str], typer.Option("--module", "-m", help="Extra Python modules to load.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def parse_json(text: str | None, option: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise fail(f"{option} is not valid JSON: {e}", 2) from e
+
+
+@app.command()
+def validate(project: ProjectDir = Path("."), module: Modules = []) -> None:  # noqa: B006
+    """Check a project's specs; print every mistake as file:path: message."""
+    from cumulo.spec import validate_project
+
+    problems = validate_project(project, modules=module)
+    for problem in problems:
+        errors.print(str(problem), highlight=False, soft_wrap=True)
+    if problems:
+        raise fail(f"{len(problems)} problem(s) found")
+    console.print(f"[green]ok[/green]: {project} is valid")
+
+
+@app.command()
+def up(
+    project: ProjectDir = Path("."),
+    host: Annotated[str | None, typer.Option(help="Gateway address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Gateway port (0 picks one).")] = None,
+    module: Modules = [],  # noqa: B006
+) -> None:
+    """Run a project on this machine: bus, gateway, dispatchers, sources and workers."""
+    import uvloop
+
+    from cumulo.runtimes.local.platform import Platform
+    from cumulo.spec import load_project
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = Settings(**overrides)
+    logging.basicConfig(level=settings.log_level, format="%(name)s: %(message)s",
+                        handlers=[RichHandler(console=errors, show_path=False)])
+    try:
+        loaded = load_project(project, modules=module)
+    except SpecError as e:
+        raise fail(str(e), 2) from e
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        try:
+            runner.run(Platform(loaded, settings).run(on_ready=print_ready))
+        except CumuloError as e:
+            raise fail(str(e)) from e
+
+
+def print_ready(platform: Any) -> None:
+    console.print(f"[bold green]cumulo[/bold green] is up at [bold]{platform.url}[/bold]")
+    for name, destination in platform.destinations.items():
+        mode = destination.function.spec.mode
+        console.print(f"  function [cyan]{name}[/cyan] ({mode})  {platform.url}/fn/{name}")
+    for dispatcher in platform.dispatchers:
+        spec = dispatcher.trigger.spec
+        console.print(f"  trigger  [magenta]{dispatcher.trigger.name}[/magenta] → {spec.function}")
+    console.print(f"  events   POST {platform.url}/events   (Ctrl-C stops)")
+
+
+@app.command()
+def worker(
+    target: Annotated[str, typer.Option(help="The function, as module:attr.")],
+    source: Annotated[Path, typer.Option(help="Folder to import the module from.")] = Path("."),
+    signature: Annotated[str | None, typer.Option(help="http or cloudevent.")] = None,
+    name: Annotated[str | None, typer.Option(help="Function name.")] = None,
+    host: Annotated[str, typer.Option()] = "0.0.0.0",
+    port: Annotated[int | None, typer.Option(help="Default: $PORT, else 8080.")] = None,
+    concurrency: Annotated[int, typer.Option(min=1)] = 16,
+) -> None:
+    """Host one function over HTTP: the entrypoint of a function's container."""
+    from cumulo.config import WorkerSettings
+    from cumulo.runtimes.worker.app import build_app
+    from cumulo.runtimes.worker.serve import serve
+    from cumulo.runtimes.worker.target import detect_signature, load_target
+
+    try:
+        fn = load_target(target, source)
+    except CumuloError as e:
+        raise fail(str(e), 2) from e
+    kind = detect_signature(fn, signature)
+    settings = WorkerSettings()
+    app_ = build_app(fn, signature=kind, name=name or target.rsplit(":", 1)[1],
+                     concurrency=concurrency)
+    serve(app_, host=host, port=port if port is not None else settings.port)
+
+
+@app.command()
+def publish(
+    type: Annotated[str, typer.Argument(help="CloudEvent type.")],
+    data: Annotated[str | None, typer.Option(help="JSON data.")] = None,
+    source: Annotated[str, typer.Option()] = "/cumulo/cli",
+    subject: Annotated[str | None, typer.Option()] = None,
+    topic: Annotated[str, typer.Option()] = "default",
+    project: DirOption = Path("."),
+) -> None:
+    """Publish one event (through the gateway, or straight to the bus when not up)."""
+    client = Client(project)
+    try:
+        event = client.publish(type, parse_json(data, "--data"), source=source,
+                               subject=subject, topic=topic)
+    except CumuloError as e:
+        raise fail(str(e)) from e
+    console.print(f"published {event.type} [dim]id={event.id}[/dim]")
+
+
+@app.command()
+def invoke(
+    name: Annotated[str, typer.Argument(help="Function name.")],
+    data: Annotated[str | None, typer.Option(help="JSON body or event data.")] = None,
+    type: Annotated[str | None, typer.Option(help="Send a CloudEvent of this type.")] = None,
+    method: Annotated[str, typer.Option()] = "POST",
+    path: Annotated[str, typer.Option()] = "",
+    project: DirOption = Path("."),
+) -> None:
+    """Call a function through the gateway and print its answer."""
+    body, headers = b"", {}
+    value = parse_json(data, "--data")
+    if type is not None:
+        event = new_event(type, "/cumulo/cli", value)
+        body, headers = to_json(event), {"Content-Type": "application/cloudevents+json"}
+    elif value is not None:
+        body, headers = json.dumps(value).encode(), {"Content-Type": "application/json"}
+    try:
+        answer = Client(project).request(method.upper(), f"/fn/{name}/{path.lstrip('/')}",
+                                         body or None, headers)
+    except CumuloError as e:
+        raise fail(str(e)) from e
+    style = "green" if answer.status < 400 else "red"
+    errors.print(f"[{style}]HTTP {answer.status}[/{style}]")
+    for key, value in answer.headers.items():
+        if key.lower().startswith("ce-"):
+            errors.print(f"[dim]{key}: {value}[/dim]")
+    sys.stdout.write(answer.body.decode(errors="replace") + "\n")
+    if answer.status >= 400:
+        raise typer.Exit(1)
+
+
+@app.command()
+def events(
+    topic: Annotated[str, typer.Option()] = "default",
+    limit: Annotated[int, typer.Option()] = 20,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    project: DirOption = Path("."),
+) -> None:
+    """List the latest events on a topic (and tail it with -f)."""
+    client = Client(project)
+    try:
+        after = last_offset(client, topic) - limit
+        while True:
+            batch = client.events(topic, after=max(after, 0), limit=500)
+            for message in batch:
+                print_event(message)
+            after = batch[-1]["offset"] if batch else after
+            if not follow:
+                return
+            time.sleep(0.5)
+    except CumuloError as e:
+        raise fail(str(e)) from e
+    except KeyboardInterrupt:
+        return
+
+
+def last_offset(client: Client, topic: str) -> int:
+    offset, page = 0, client.events(topic, after=0, limit=1000)
+    while page:
+        offset = page[-1]["offset"]
+        page = client.events(topic, after=offset, limit=1000)
+    return offset
+
+
+def print_event(message: dict[str, Any]) -> None:
+    event = message["event"]
+    when = time.strftime("%H:%M:%S", time.localtime(message["publishedAt"]))
+    data = json.dumps(event.get("data")) if "data" in event else ""
+    console.print(
+        f"[dim]{message['offset']:>6} {when}[/dim] [cyan]{event['type']}[/cyan] "
+        f"{event['source']} [dim]{event['id']}[/dim] {data[:120]}", highlight=False
+    )
+
+
+@app.command()
+def runs(
+    function: Annotated[str | None, typer.Option(help="Only this function's runs.")] = None,
+    limit: Annotated[int, typer.Option()] = 20,
+    project: DirOption = Path("."),
+) -> None:
+    """Job runs (training and other job functions), newest first."""
+    from cumulo.runtimes.local.runs import RunStore
+
+    state = Settings().state_path(project.resolve())
+    if not (state / "runs.db").exists():
+        console.print("no runs yet")
+        return
+    table = Table("run", "function", "event", "status", "duration", "error")
+    for run in RunStore(state / "runs.db").list(function, limit):
+        duration = f"{run.duration:.2f}s" if run.duration is not None else "…"
+        table.add_row(run.id, run.function, run.event_type, run.status, duration,
+                      (run.error or "")[:80])
+    console.print(table)
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="Function name.")],
+    run: Annotated[str | None, typer.Option(help="A job run's id (see `cumulo runs`).")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f")] = False,
+    project: DirOption = Path("."),
+) -> None:
+    """Print a function's log (its workers' output), or one job run's log."""
+    state = Settings().state_path(project.resolve())
+    path = state / "runs" / run / "log.txt" if run else state / "logs" / f"{name}.log"
+    if not path.exists():
+        raise fail(f"no log at {path}")
+    with path.open(errors="replace") as log:
+        sys.stdout.write(log.read())
+        while follow:
+            line = log.readline()
+            if line:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+            else:
+                time.sleep(0.3)
+
+
+@app.command()
+def status(project: DirOption = Path(".")) -> None:
+    """What the running platform is doing."""
+    try:
+        info = Client(project).status()
+    except CumuloError as e:
+        raise fail(str(e)) from e
+    console.print(f"[bold]cumulo[/bold] at {info['url']} (pid {info['pid']})")
+    table = Table("function", "mode", "replicas", "invocations", "errors", "cold starts")
+    for fn in info["functions"]:
+        replicas = len(fn.get("replicas", fn.get("running", [])))
+        table.add_row(fn["name"], fn["mode"], str(replicas), str(fn.get("invocations", "")),
+                      str(fn.get("errors", "")), str(fn.get("cold_starts", "")))
+    console.print(table)
+    table = Table("trigger", "function", "delivered", "retried", "dead-lettered", "in flight")
+    for t in info["triggers"]:
+        table.add_row(t["name"], t["function"], str(t["delivered"]), str(t["retried"]),
+                      str(t["dead_lettered"]), str(t["inflight"]))
+    console.print(table)
+
+
+@app.command()
+def replay(
+    trigger: Annotated[str | None, typer.Option(help="Replay one trigger's events.")] = None,
+    topic: Annotated[str | None, typer.Option(help="Replay a topic for every trigger.")] = None,
+    from_offset: Annotated[int | None, typer.Option(help="First offset to deliver again.")] = None,
+    from_time: Annotated[str | None, typer.Option(help="ISO time to deliver again from.")] = None,
+    project: DirOption = Path("."),
+) -> None:
+    """Deliver a trigger's or a topic's events again, from an offset or a time."""
+    from datetime import datetime
+
+    if (trigger is None) == (topic is None) or (from_offset is None) == (from_time is None):
+        raise fail("give one of --trigger/--topic and one of --from-offset/--from-time", 2)
+    ask: dict[str, Any] = {"trigger": trigger, "topic": topic, "fromOffset": from_offset}
+    if from_time is not None:
+        ask["fromTime"] = datetime.fromisoformat(from_time).timestamp()
+    try:
+        answer = Client(project).request("POST", "/api/replay", json.dumps(ask).encode(),
+                                         {"Content-Type": "application/json"})
+        if answer.status != 200:
+            raise GatewayError(answer)
+    except CumuloError as e:
+        raise fail(str(e)) from e
+    console.print(f"replaying {answer.json()['replayed']} event(s)")
+
+
+def main() -> None:
+    app()

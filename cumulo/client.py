@@ -1,0 +1,135 @@
+"""Talking to a project's platform from Python and the CLI.
+
+While ``cumulo up`` runs, everything goes through its gateway (found through
+``<state>/gateway.json``), so the dispatcher hears of new events at once. When
+it is not running, ``publish`` writes straight to the project's bus: the events
+wait there, durable, for the next ``cumulo up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cumulo.config import Settings
+from cumulo.errors import BusUnavailableError, CumuloError, PlatformNotRunningError
+from cumulo.events.bus import BusSettings, bus_from_url
+from cumulo.events.event import Event, new_event, to_json
+
+CLI_SOURCE = "/cumulo/cli"
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class GatewayError(CumuloError):
+    """The gateway answered with an error (its problem+json detail is the message)."""
+
+    def __init__(self, answer: HttpAnswer):
+        try:
+            detail = answer.json().get("detail", "")
+        except (ValueError, AttributeError):
+            detail = answer.body[:300].decode(errors="replace")
+        super().__init__(f"HTTP {answer.status}: {detail}")
+        self.answer = answer
+
+
+class Client:
+    def __init__(self, project_dir: Path | str = ".", settings: Settings | None = None):
+        self.project_dir = Path(project_dir).resolve()
+        self.settings = settings or Settings()
+        self.state = self.settings.state_path(self.project_dir)
+
+    # --- finding the platform ---------------------------------------------
+
+    def gateway_url(self) -> str | None:
+        """The running platform's URL, or None when ``cumulo up`` is not running."""
+        try:
+            info = json.loads((self.state / "gateway.json").read_text())
+            os.kill(info["pid"], 0)
+        except (OSError, ValueError, KeyError):
+            return None
+        return str(info["url"])
+
+    def require_gateway(self) -> str:
+        url = self.gateway_url()
+        if url is None:
+            raise PlatformNotRunningError(
+                f"no platform is running for {self.project_dir} (start it with `cumulo up`)"
+            )
+        return url
+
+    def request(self, method: str, path: str, body: bytes | None = None,
+                headers: dict[str, str] | None = None, timeout: float = 300) -> HttpAnswer:
+        request = urllib.request.Request(self.require_gateway() + path, data=body,
+                                         headers=headers or {}, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return HttpAnswer(response.status, dict(response.headers), response.read())
+        except urllib.error.HTTPError as e:
+            return HttpAnswer(e.code, dict(e.headers), e.read())
+        except urllib.error.URLError as e:
+            raise PlatformNotRunningError(f"the gateway did not answer: {e.reason}") from e
+
+    # --- what users do ------------------------------------------------------
+
+    def publish(self, type: str, data: Any = None, *, source: str = CLI_SOURCE,
+                subject: str | None = None, topic: str = "default", id: str | None = None,
+                **extensions: Any) -> Event:
+        """Publish one event; returns it once it is durably on the bus."""
+        event = new_event(type, source, data, id=id, subject=subject, **extensions)
+        self.publish_events([event], topic=topic)
+        return event
+
+    def publish_events(self, events: list[Event], *, topic: str = "default") -> None:
+        if self.gateway_url() is None:
+            asyncio.run(self._publish_to_bus(events, topic))
+            return
+        body = b"[" + b",".join(to_json(e) for e in events) + b"]"
+        answer = self.request("POST", f"/events?topic={topic}", body,
+                              {"Content-Type": "application/cloudevents-batch+json"})
+        if answer.status != 202:
+            raise GatewayError(answer)
+
+    async def _publish_to_bus(self, events: list[Event], topic: str) -> None:
+        from cumulo.runtimes.local.wiring import bus_url
+        from cumulo.spec import load_project
+
+        project = load_project(self.project_dir)
+        resource = project.buses["default"]
+        url = bus_url(resource, project.root, self.state, self.settings)
+        bus = bus_from_url(url, BusSettings(resource.spec.dedup_window, resource.spec.retention))
+        try:
+            await bus.start()
+            await bus.publish(topic, events)
+        except OSError as e:
+            raise BusUnavailableError("cannot open the bus", address=url) from e
+        finally:
+            await bus.close()
+
+    def status(self) -> dict[str, Any]:
+        return dict(self.request("GET", "/api/status").json())
+
+    def events(self, topic: str = "default", after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+        answer = self.request("GET", f"/api/events?topic={topic}&after={after}&limit={limit}")
+        if answer.status != 200:
+            raise GatewayError(answer)
+        return list(answer.json())
+
+
+def publish(type: str, data: Any = None, *, project: Path | str = ".", **options: Any) -> Event:
+    """Publish an event to the project in ``project`` (see :meth:`Client.publish`)."""
+    return Client(project).publish(type, data, **options)

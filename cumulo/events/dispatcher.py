@@ -1,0 +1,187 @@
+"""The trigger dispatcher: a consumer group that feeds one function.
+
+For each trigger it leases matching events from the bus, delivers them to the
+function's destination with up to ``concurrency`` in flight, and settles each
+one by the trigger's delivery policy: ack (publishing the function's replies in
+the same step), retry after a backoff, or dead-letter with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from cumulo.errors import BusError
+from cumulo.events import delivery
+from cumulo.events.bus.base import Ack, Bus, DeadLetter, Message, Nack, Settlement
+from cumulo.events.event import Event
+from cumulo.events.filters import compile_filter
+from cumulo.events.outcome import Destination, Failure, Outcome, RetryLater, Success
+from cumulo.spec.models import Trigger
+
+log = logging.getLogger("cumulo.dispatcher")
+
+IDLE_POLL_SECONDS = 1.0  # picks up events written by other processes
+LEASE_MARGIN_SECONDS = 10.0
+
+
+@dataclass
+class TriggerStats:
+    delivered: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    skipped_duplicates: int = 0
+
+
+@dataclass
+class Seen:
+    """Trigger-side dedup: keys seen within the window, oldest first."""
+
+    window: float
+    keys: OrderedDict[tuple[str, ...], float] = field(default_factory=OrderedDict)
+
+    def contains(self, key: tuple[str, ...], now: float) -> bool:
+        while self.keys and next(iter(self.keys.values())) < now - self.window:
+            self.keys.popitem(last=False)
+        return key in self.keys
+
+    def add(self, key: tuple[str, ...], now: float) -> None:
+        self.keys[key] = now
+        self.keys.move_to_end(key)
+
+
+class TriggerDispatcher:
+    def __init__(
+        self,
+        bus: Bus,
+        trigger: Trigger,
+        destination: Destination,
+        *,
+        function_timeout: float,
+        concurrency: int,
+    ):
+        self.bus = bus
+        self.trigger = trigger
+        self.destination = destination
+        self.policy = trigger.spec.delivery
+        self.timeout = self.policy.timeout or function_timeout
+        self.concurrency = concurrency
+        self.accept = compile_filter(trigger.spec)
+        self.stats = TriggerStats()
+        self._seen = Seen(trigger.spec.dedup.window if trigger.spec.dedup else 0.0)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
+
+    @property
+    def inflight(self) -> int:
+        return len(self._tasks)
+
+    @property
+    def group(self) -> str:
+        return f"trigger/{self.trigger.name}"
+
+    async def run(self) -> None:
+        """Fetch and deliver until cancelled; in-flight deliveries are left to their leases."""
+        await self.bus.subscribe(self.group, self.trigger.spec.topic)
+        lease = self.timeout + LEASE_MARGIN_SECONDS
+        while True:
+            free = self.concurrency - len(self._tasks)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            messages = await self._fetch(free, lease)
+            if not messages:
+                await self.bus.wait(self.group, IDLE_POLL_SECONDS)
+            for message in messages:
+                self._spawn(message)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) for in-flight deliveries to finish."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
+
+    async def _fetch(self, limit: int, lease: float) -> list[Message]:
+        try:
+            return await self.bus.fetch(self.group, limit=limit, lease=lease, accept=self.accept)
+        except BusError as e:
+            log.warning("trigger %s: fetching failed: %s", self.trigger.name, e)
+            await asyncio.sleep(IDLE_POLL_SECONDS)
+            return []
+
+    def _spawn(self, message: Message) -> None:
+        task = asyncio.create_task(self._handle(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slot_freed.set()
+
+    async def _handle(self, message: Message) -> None:
+        try:
+            settlement = await self._settlement_for(message)
+            await self._settle(settlement)
+        except Exception:  # the lease brings it back; never lose it
+            log.exception("trigger %s: delivering offset %s failed", self.trigger.name, message.offset)
+
+    async def _settlement_for(self, message: Message) -> Settlement:
+        now = time.time()
+        if delivery.is_expired(self.policy, message.published_at, now):
+            return self._dead_letter(message, "EventExpired", "older than maxEventAge")
+        key = self._dedup_key(message.event)
+        if key and self._seen.contains(key, now):
+            self.stats.skipped_duplicates += 1
+            return Ack(message.offset)
+        outcome = await self.destination.deliver(message.event, timeout=self.timeout)
+        if key and isinstance(outcome, Success):
+            self._seen.add(key, now)
+        return self._settlement_from(message, outcome)
+
+    def _settlement_from(self, message: Message, outcome: Outcome) -> Settlement:
+        if isinstance(outcome, Success):
+            self.stats.delivered += 1
+            topic = self.trigger.spec.topic
+            return Ack(message.offset, emit=[(topic, reply) for reply in outcome.replies])
+        retryable = isinstance(outcome, RetryLater) or not outcome.permanent
+        if retryable and delivery.should_retry(self.policy, message.attempt):
+            self.stats.retried += 1
+            delay = getattr(outcome, "delay", None)
+            if delay is None:
+                delay = delivery.backoff_delay(self.policy, message.attempt)
+            return Nack(message.offset, delay, f"{outcome.error_type}: {outcome.message}")
+        return self._dead_letter(message, outcome.error_type, outcome.message)
+
+    def _dead_letter(self, message: Message, error_type: str, text: str) -> DeadLetter:
+        self.stats.dead_lettered += 1
+        event = delivery.dead_letter(
+            message.event,
+            error_type=error_type,
+            message=text,
+            attempts=message.attempt,
+            destination=self.trigger.spec.function,
+            trigger=self.trigger.name,
+        )
+        log.warning(
+            "trigger %s: dead-lettered %s after %d attempt(s): %s: %s",
+            self.trigger.name, message.event, message.attempt, error_type, text,
+        )
+        return DeadLetter(message.offset, self.policy.dead_letter_topic, event)
+
+    def _dedup_key(self, event: Event) -> tuple[str, ...]:
+        """The trigger's dedup key for an event; empty when the trigger does not dedup."""
+        if self.trigger.spec.dedup is None:
+            return ()
+        return tuple(str(event.attributes.get(name, "")) for name in self.trigger.spec.dedup.key)
+
+    async def _settle(self, settlement: Settlement) -> None:
+        while True:
+            try:
+                await self.bus.settle(self.group, [settlement])
+                return
+            except BusError as e:  # keep the outcome; the bus may come back
+                log.warning("trigger %s: settling failed, retrying: %s", self.trigger.name, e)
+                await asyncio.sleep(IDLE_POLL_SECONDS)

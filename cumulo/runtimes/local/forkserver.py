@@ -1,0 +1,196 @@
+"""The pre-warmed template process: imports a function once, then forks on request.
+
+Forking a process that has already imported the function (and Flask, uvicorn,
+the user's libraries) is what keeps cold starts short. It is started as
+``python -m cumulo.runtimes.local.forkserver CONFIG_JSON`` and speaks one JSON
+object per line: commands on stdin, replies on a private copy of stdout (the
+real stdout and stderr go to the function's log, so ``print`` in user code
+cannot garble the protocol).
+
+    → {"op": "spawn", "id": 1}                        ← {"id": 1, "pid": 4242, "port": 40123}
+    → {"op": "job", "id": 2, "event": P, "result": P, "log": P}
+                                                       ← {"id": 2, "pid": 4243}
+                                                       ← {"exited": 4242, "code": -9}
+
+A closed stdin means the platform is gone: the template kills its children and
+exits. Children die with the template (parent-death signal), so ``kill -9`` of
+the platform leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import selectors
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from cumulo.runtimes.worker.app import build_app
+from cumulo.runtimes.worker.job import job_main
+from cumulo.runtimes.worker.serve import serve
+from cumulo.runtimes.worker.target import detect_signature, load_target
+
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the closed-stdin path still cleans up
+
+
+class ForkServer:
+    def __init__(self, config: dict[str, Any], replies: int):
+        self.config = config
+        self.replies = replies
+        self.fn = load_target(config["target"], Path(config["source"]))
+        self.signature = detect_signature(self.fn, config.get("signature"))
+        self.children: set[int] = set()
+
+    def send(self, message: dict[str, Any]) -> None:
+        os.write(self.replies, json.dumps(message).encode() + b"\n")
+
+    def handle(self, command: dict[str, Any]) -> None:
+        if command["op"] == "spawn":
+            self.spawn_worker(command["id"])
+        elif command["op"] == "job":
+            self.start_job(command)
+
+    def spawn_worker(self, request_id: int) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1024)  # connections wait in the backlog while the child starts
+        pid = self.fork(lambda: self.run_worker(sock), self.config["log"])
+        self.send({"id": request_id, "pid": pid, "port": sock.getsockname()[1]})
+        sock.close()
+
+    def run_worker(self, sock: socket.socket) -> int:
+        app = build_app(
+            self.fn,
+            signature=self.signature,
+            name=self.config["name"],
+            concurrency=self.config["concurrency"],
+            max_body_bytes=self.config["max_body_bytes"],
+        )
+        serve(app, sock=sock)
+        return 0
+
+    def start_job(self, command: dict[str, Any]) -> None:
+        def run() -> int:
+            return job_main(
+                self.fn,
+                signature=self.signature,
+                name=self.config["name"],
+                event_path=Path(command["event"]),
+                result_path=Path(command["result"]),
+            )
+
+        pid = self.fork(run, command["log"])
+        self.send({"id": command["id"], "pid": pid})
+
+    def fork(self, run: Any, log_path: str) -> int:
+        pid = os.fork()
+        if pid:
+            self.children.add(pid)
+            return pid
+        code = 1
+        try:
+            become_child(log_path, self.replies)
+            code = run()
+        finally:
+            os._exit(code)
+
+    def reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.children.discard(pid)
+            self.send({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+
+    def shutdown(self) -> None:
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def become_child(log_path: str, replies: int) -> None:
+    """Reset what the template set up, and send output to the log."""
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    die_with_parent()
+    os.close(replies)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    null_fd = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null_fd, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    os.close(null_fd)
+
+
+def redirect_output(log_path: str) -> int:
+    """Keep a private copy of stdout for replies; point fds 1 and 2 at the log."""
+    replies = os.dup(1)
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.close(log_fd)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    return replies
+
+
+def serve_commands(server: ForkServer) -> None:
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    selector.register(0, selectors.EVENT_READ, "commands")
+    selector.register(wake_r, selectors.EVENT_READ, "children")
+    pending = b""
+    while True:
+        for key, _ in selector.select():
+            if key.data == "children":
+                os.read(wake_r, 4096)
+                server.reap()
+                continue
+            chunk = os.read(0, 65536)
+            if not chunk:
+                return
+            pending += chunk
+            *lines, pending = pending.split(b"\n")
+            for line in lines:
+                server.handle(json.loads(line))
+
+
+def main() -> None:
+    config = json.loads(sys.argv[1])
+    die_with_parent()
+    replies = redirect_output(config["log"])
+    try:
+        server = ForkServer(config, replies)
+    except Exception as e:  # tell the supervisor why, then give up
+        os.write(replies, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode() + b"\n")
+        raise SystemExit(1) from e
+    server.send({"ready": True, "signature": server.signature})
+    try:
+        serve_commands(server)
+    finally:
+        server.shutdown()
+
+
+if __name__ == "__main__":
+    main()

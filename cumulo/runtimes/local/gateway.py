@@ -1,0 +1,179 @@
+"""The HTTP gateway of ``cumulo up``.
+
+- ``POST /events``: CloudEvents in binary, structured or batch mode; 202 once
+  durably on the bus; 400/413/415 with a problem+json body that says what is
+  wrong; 503 with ``Retry-After`` when the bus cannot take them.
+- ``/fn/<name>/...``: a function's own HTTP endpoint. A service function's
+  request is held while a worker cold-starts; a job function takes a
+  CloudEvent and answers when the run ends.
+- ``/api/...``: what the CLI reads about the running platform.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import aiohttp
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cumulo.errors import (
+    BusUnavailableError,
+    InvalidEventError,
+    PayloadTooLargeError,
+    UnsupportedMediaTypeError,
+    WorkerStartError,
+)
+from cumulo.events.cloudevent import events_from_http
+from cumulo.events.bus.base import Message
+from cumulo.events.event import Event, to_json
+from cumulo.runtimes.local.replies import outcome_response, problem
+from cumulo.runtimes.local.jobs import JobRunner
+
+if TYPE_CHECKING:
+    from cumulo.runtimes.local.platform import Platform
+
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
+     "content-length", "proxy-authorization", "proxy-authenticate"}
+)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) anything over ``limit`` before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError([f"body of {declared} bytes is over the {limit}-byte limit"])
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError([f"body is over the {limit}-byte limit"])
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def invalid_event_response(error: InvalidEventError) -> Response:
+    if isinstance(error, PayloadTooLargeError):
+        return problem(413, "Payload too large", str(error), "payload-too-large")
+    if isinstance(error, UnsupportedMediaTypeError):
+        return problem(415, "Unsupported media type", str(error), "unsupported-media-type")
+    return problem(400, "Invalid CloudEvent", str(error), "invalid-cloudevent",
+                   errors=error.problems)
+
+
+class Gateway:
+    def __init__(self, platform: Platform):
+        self.platform = platform
+        self.started = time.time()
+        self.app = Starlette(routes=[
+            Route("/events", self.ingest, methods=["POST"]),
+            Route("/healthz", self.health),
+            Route("/api/status", self.status),
+            Route("/api/events", self.events),
+            Route("/api/replay", self.replay, methods=["POST"]),
+            Route("/fn/{name}", self.function, methods=METHODS),
+            Route("/fn/{name}/{path:path}", self.function, methods=METHODS),
+        ])
+
+    async def ingest(self, request: Request) -> Response:
+        bus_name = request.query_params.get("bus", "default")
+        topic = request.query_params.get("topic", "default")
+        if bus_name not in self.platform.buses:
+            return problem(404, "Unknown bus", f"no event bus named '{bus_name}'", "unknown-bus")
+        try:
+            body = await read_body(request, self.platform.settings.max_body_bytes)
+            events = events_from_http(request.headers, body)
+            offsets = await self.platform.buses[bus_name].publish(topic, events)
+        except InvalidEventError as e:
+            return invalid_event_response(e)
+        except BusUnavailableError as e:
+            return problem(503, "Bus unavailable", str(e), "bus-unavailable",
+                           headers={"Retry-After": "1"})
+        return JSONResponse({"accepted": len(events), "ids": [e.id for e in events],
+                             "offsets": offsets}, status_code=202)
+
+    async def function(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        target = self.platform.destinations.get(name)
+        if target is None:
+            return problem(404, "Unknown function", f"no function named '{name}'", "unknown-function")
+        try:
+            body = await read_body(request, self.platform.settings.max_body_bytes)
+            if isinstance(target, JobRunner):
+                return await self.run_job(target, request, body)
+            return await self.proxy(target, request, body)
+        except InvalidEventError as e:
+            return invalid_event_response(e)
+        except WorkerStartError as e:
+            return problem(503, "Function unavailable", str(e), "worker-start-failed")
+
+    async def run_job(self, runner: JobRunner, request: Request, body: bytes) -> Response:
+        events: list[Event] = events_from_http(request.headers, body)
+        if len(events) != 1:
+            return problem(400, "One event per run", "a job function runs one event at a time",
+                           "one-event-per-run")
+        outcome = await runner.deliver(events[0], timeout=runner.function.spec.timeout)
+        return outcome_response(outcome)
+
+    async def proxy(self, pool, request: Request, body: bytes) -> Response:
+        path = "/" + request.path_params.get("path", "")
+        url_query = f"?{request.url.query}" if request.url.query else ""
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        timeout = aiohttp.ClientTimeout(total=pool.function.spec.timeout)
+        try:
+            async with pool.replica() as replica, pool.session.request(
+                request.method, replica.url + path + url_query, data=body, headers=headers,
+                timeout=timeout, allow_redirects=False,
+            ) as answer:
+                content = await answer.read()
+        except TimeoutError:
+            return problem(504, "Function timed out", f"no answer within {timeout.total:g}s",
+                           "function-timeout")
+        except aiohttp.ClientError as e:
+            return problem(502, "Worker failed", f"the worker dropped the request: {e}",
+                           "worker-failed")
+        out_headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP]
+        response = Response(content, status_code=answer.status)
+        response.raw_headers = [
+            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
+        ] + [(b"content-length", str(len(content)).encode())]
+        return response
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def status(self, request: Request) -> Response:
+        return JSONResponse(await self.platform.describe())
+
+    async def events(self, request: Request) -> Response:
+        """``?topic=&after=&limit=&bus=``: events in offset order, as the CLI lists them."""
+        query = request.query_params
+        bus = self.platform.buses.get(query.get("bus", "default"))
+        if bus is None:
+            return problem(404, "Unknown bus", f"no event bus named '{query.get('bus')}'",
+                           "unknown-bus")
+        messages = await bus.read(query.get("topic", "default"),
+                                  after=int(query.get("after", 0)), limit=int(query.get("limit", 100)))
+        return JSONResponse([message_json(m) for m in messages])
+
+    async def replay(self, request: Request) -> Response:
+        """Body ``{"trigger" | "topic", "fromOffset" | "fromTime", "bus"}``."""
+        ask = await request.json()
+        bus = self.platform.buses.get(ask.get("bus", "default"))
+        if bus is None:
+            return problem(404, "Unknown bus", "no such event bus", "unknown-bus")
+        group = f"trigger/{ask['trigger']}" if ask.get("trigger") else None
+        count = await bus.replay(group=group, topic=ask.get("topic"),
+                                 from_offset=ask.get("fromOffset"), from_time=ask.get("fromTime"))
+        return JSONResponse({"replayed": count})
+
+
+def message_json(message: Message) -> dict[str, object]:
+    return {"offset": message.offset, "topic": message.topic, "publishedAt": message.published_at,
+            "event": orjson.loads(to_json(message.event))}

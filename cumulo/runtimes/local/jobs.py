@@ -1,0 +1,97 @@
+"""Job-mode functions: one process per event, run to completion (how training runs).
+
+Each run is forked from the function's template with the event in a file; it
+writes its outcome to a result file and its output to the run's log. At most
+``scale.max`` runs are in flight; a run past its timeout is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from pathlib import Path
+
+import orjson
+
+from cumulo.events.event import Event, from_envelope, to_json
+from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
+from cumulo.runtimes.local.runs import Run, RunStore
+from cumulo.runtimes.local.template import Template
+from cumulo.spec.models import Function
+
+log = logging.getLogger("cumulo.jobs")
+
+
+def run_status(outcome: Outcome) -> tuple[str, str | None]:
+    """The run's status and error text, as ``cumulo runs`` shows them."""
+    if isinstance(outcome, Success):
+        return "succeeded", None
+    error = f"{outcome.error_type}: {outcome.message}"
+    if outcome.error_type == "Timeout":
+        return "timed-out", error
+    return ("retrying" if isinstance(outcome, RetryLater) else "failed"), error
+
+
+class JobRunner:
+    def __init__(self, function: Function, template: Template, runs: RunStore):
+        self.function = function
+        self.template = template
+        self.runs = runs
+        self.running: dict[int, Run] = {}
+        self._slots = asyncio.Semaphore(function.spec.scale.max)
+        self._exits: dict[int, asyncio.Future[int]] = {}
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    async def deliver(self, event: Event, *, timeout: float) -> Outcome:
+        async with self._slots:
+            run = await asyncio.to_thread(self.runs.start, self.name, event.id, event.type)
+            outcome, code = await self._run(run, event, timeout)
+            status, error = run_status(outcome)
+            await asyncio.to_thread(self.runs.finish, run.id, status, code, error)
+            return outcome
+
+    async def _run(self, run: Run, event: Event, timeout: float) -> tuple[Outcome, int | None]:
+        folder = Path(run.log).parent
+        event_path, result_path = folder / "event.json", folder / "result.json"
+        event_path.write_bytes(to_json(event))
+        pid = await self.template.start_job(event_path, result_path, Path(run.log))
+        self.running[pid] = run
+        try:
+            code = await asyncio.wait_for(asyncio.shield(self._exit_of(pid)), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            await self._exit_of(pid)
+            return Failure("Timeout", f"the run took longer than {timeout:g}s"), None
+        finally:
+            self.running.pop(pid, None)
+            self._exits.pop(pid, None)
+        return read_result(result_path, code), code
+
+    def _exit_of(self, pid: int) -> asyncio.Future[int]:
+        return self._exits.setdefault(pid, asyncio.get_running_loop().create_future())
+
+    def on_exit(self, pid: int, code: int) -> None:
+        future = self._exit_of(pid)
+        if not future.done():
+            future.set_result(code)
+
+
+def read_result(path: Path, code: int) -> Outcome:
+    """The outcome a job wrote; a job that died without writing one crashed."""
+    try:
+        result = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        return Failure("Crashed", f"the run ended without a result ({how})")
+    if result["status"] == "success":
+        return Success([from_envelope(reply) for reply in result.get("replies", [])])
+    if result["status"] == "retry":
+        return RetryLater(result["errorType"], result["message"], result.get("delay"))
+    return Failure(result["errorType"], result["message"], bool(result.get("permanent")))

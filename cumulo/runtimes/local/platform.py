@@ -1,0 +1,226 @@
+"""``cumulo up``: one process hosting the bus, gateway, dispatchers and sources.
+
+Functions run in worker processes forked from one pre-warmed template per
+function, so a crashing function never takes the platform down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import uvicorn
+
+from cumulo.config import Settings
+from cumulo.errors import RuntimeFailure
+from cumulo.events.bus import BusSettings, bus_from_url
+from cumulo.events.bus.base import Bus
+from cumulo.events.dispatcher import TriggerDispatcher
+from cumulo.events.sources.cron import CronSource
+from cumulo.runtimes.local.checkpoints import SqliteCheckpoints
+from cumulo.runtimes.local.gateway import Gateway
+from cumulo.runtimes.local.jobs import JobRunner
+from cumulo.runtimes.local.pool import ServicePool
+from cumulo.runtimes.local.runs import RunStore
+from cumulo.runtimes.local.template import Template, TemplateConfig
+from cumulo.runtimes.local.wiring import bus_url, source_triggers
+from cumulo.spec import Project
+from cumulo.spec.models import Function
+
+log = logging.getLogger("cumulo.platform")
+
+IDLE_CHECK_SECONDS = 1.0
+RETENTION_CHECK_SECONDS = 3600.0
+DRAIN_SECONDS = 5.0
+
+
+class Platform:
+    def __init__(self, project: Project, settings: Settings):
+        self.project = project
+        self.settings = settings
+        self.state = settings.state_path(project.root)
+        self.buses: dict[str, Bus] = {}
+        self.templates: dict[str, Template] = {}
+        self.destinations: dict[str, ServicePool | JobRunner] = {}
+        self.dispatchers: list[TriggerDispatcher] = []
+        self.sources: list[CronSource] = []
+        self.gateway = Gateway(self)
+        self.url = ""
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # --- lifecycle -----------------------------------------------------------
+
+    async def run(self, on_ready: Any = None) -> None:
+        """Start everything, serve until SIGINT/SIGTERM, then stop cleanly."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        with self._exclusive(), contextlib.ExitStack() as cleanup:
+            async with aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0), auto_decompress=False
+            ) as session:
+                try:
+                    await self._start(session)
+                    cleanup.callback((self.state / "gateway.json").unlink, missing_ok=True)
+                    await self._serve(on_ready)
+                finally:
+                    await self._stop()
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Any:
+        with open(self.state / "platform.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError as e:
+                raise RuntimeFailure(f"another `cumulo up` is running on {self.state}") from e
+            yield
+
+    async def _start(self, session: aiohttp.ClientSession) -> None:
+        (self.state / "logs").mkdir(exist_ok=True)
+        await self._start_buses()
+        runs = RunStore(self.state / "runs.db")
+        await asyncio.gather(*(self._start_function(f, session, runs)
+                               for f in self.project.functions.values()))
+        self._start_dispatchers()
+        self._start_sources()
+        self._tasks.append(asyncio.create_task(self._housekeeping()))
+
+    async def _start_buses(self) -> None:
+        for name, resource in self.project.buses.items():
+            url = bus_url(resource, self.project.root, self.state, self.settings)
+            settings = BusSettings(resource.spec.dedup_window, resource.spec.retention)
+            bus = bus_from_url(url, settings)
+            await bus.start()
+            self.buses[name] = bus
+
+    async def _start_function(self, function: Function, session: Any, runs: RunStore) -> None:
+        config = TemplateConfig(
+            name=function.name,
+            target=function.spec.handler,
+            source=self.project.root,
+            log=self.state / "logs" / f"{function.name}.log",
+            signature=function.spec.signature,
+            concurrency=function.spec.scale.concurrency,
+            max_body_bytes=self.settings.max_body_bytes,
+            env=tuple(function.spec.env.items()),
+        )
+        template = Template(config, on_exit=lambda pid, code: destination.on_exit(pid, code))
+        destination: ServicePool | JobRunner
+        if function.spec.mode == "job":
+            destination = JobRunner(function, template, runs)
+        else:
+            destination = ServicePool(function, template, session)
+        self.templates[function.name] = template
+        self.destinations[function.name] = destination
+        await template.start()
+        if isinstance(destination, ServicePool):
+            await destination.start()
+
+    def _start_dispatchers(self) -> None:
+        triggers = {**self.project.triggers, **source_triggers(self.project)}
+        for trigger in triggers.values():
+            function = self.project.functions[trigger.spec.function]
+            scale = function.spec.scale
+            per_replica = 1 if function.spec.mode == "job" else scale.concurrency
+            dispatcher = TriggerDispatcher(
+                self.buses[trigger.spec.bus], trigger, self.destinations[function.name],
+                function_timeout=function.spec.timeout, concurrency=scale.max * per_replica,
+            )
+            self.dispatchers.append(dispatcher)
+            self._tasks.append(asyncio.create_task(dispatcher.run()))
+
+    def _start_sources(self) -> None:
+        checkpoints = SqliteCheckpoints(self.state / "checkpoints.db")
+        for source in self.project.sources.values():
+            if source.spec.cron is None:
+                log.warning("source %s: %s sources are not available yet", source.name,
+                            source.spec.kind)
+                continue
+            sink, bus = source.spec.sink, self.buses[source.spec.sink.bus]
+            cron = CronSource(source, lambda events, b=bus, t=sink.topic: b.publish(t, events),
+                              checkpoints)
+            self.sources.append(cron)
+            self._tasks.append(asyncio.create_task(cron.run()))
+
+    async def _serve(self, on_ready: Any) -> None:
+        config = uvicorn.Config(self.gateway.app, host=self.settings.host, port=self.settings.port,
+                                log_level="warning", lifespan="off", access_log=False)
+        server = uvicorn.Server(config)
+        serving = asyncio.create_task(server.serve())
+        while not server.started and not serving.done():
+            await asyncio.sleep(0.01)
+        if server.started:
+            port = server.servers[0].sockets[0].getsockname()[1]
+            self.url = f"http://{self.settings.host}:{port}"
+            self._write_gateway_file(port)
+            if on_ready:
+                on_ready(self)
+        await serving
+
+    def _write_gateway_file(self, port: int) -> None:
+        info = {"pid": os.getpid(), "url": self.url, "port": port, "project": str(self.project.root)}
+        tmp = self.state / "gateway.json.tmp"
+        tmp.write_text(json.dumps(info))
+        tmp.replace(self.state / "gateway.json")
+
+    async def _housekeeping(self) -> None:
+        since_trim = RETENTION_CHECK_SECONDS
+        while True:
+            await asyncio.sleep(IDLE_CHECK_SECONDS)
+            for destination in self.destinations.values():
+                if isinstance(destination, ServicePool):
+                    await destination.scale_down_idle()
+            since_trim += IDLE_CHECK_SECONDS
+            if since_trim >= RETENTION_CHECK_SECONDS:
+                since_trim = 0
+                for bus in self.buses.values():
+                    await bus.trim()
+
+    async def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(d.drain(DRAIN_SECONDS) for d in self.dispatchers))
+        for destination in self.destinations.values():
+            if isinstance(destination, ServicePool):
+                await destination.stop()
+        await asyncio.gather(*(t.stop() for t in self.templates.values()))
+        for bus in self.buses.values():
+            await bus.close()
+
+    # --- what the CLI sees ---------------------------------------------------
+
+    async def describe(self) -> dict[str, Any]:
+        return {
+            "pid": os.getpid(),
+            "url": self.url,
+            "project": str(self.project.root),
+            "functions": [self._describe_function(d) for d in self.destinations.values()],
+            "triggers": [
+                {"name": d.trigger.name, "function": d.trigger.spec.function,
+                 "inflight": d.inflight, **asdict(d.stats)}
+                for d in self.dispatchers
+            ],
+            "sources": [{"name": s.name, "kind": "cron", "fired": s.fired} for s in self.sources],
+            "groups": [asdict(g) for bus in self.buses.values() for g in await bus.groups()],
+        }
+
+    def _describe_function(self, destination: ServicePool | JobRunner) -> dict[str, Any]:
+        function = destination.function
+        info: dict[str, Any] = {
+            "name": function.name,
+            "mode": function.spec.mode,
+            "signature": self.templates[function.name].signature,
+        }
+        if isinstance(destination, ServicePool):
+            info["replicas"] = [asdict(r) for r in destination.replicas.values()]
+            info.update(asdict(destination.stats))
+        else:
+            info["running"] = [{"pid": pid, "run": run.id} for pid, run in destination.running.items()]
+        return info

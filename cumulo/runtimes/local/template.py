@@ -1,0 +1,132 @@
+"""The supervisor's handle on a function's pre-warmed template process.
+
+See :mod:`cumulo.runtimes.local.forkserver` for the other end of the pipe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cumulo.errors import WorkerStartError
+
+log = logging.getLogger("cumulo.template")
+
+START_TIMEOUT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class TemplateConfig:
+    name: str
+    target: str
+    source: Path
+    log: Path
+    signature: str | None = None
+    concurrency: int = 16
+    max_body_bytes: int = 8 * 1024 * 1024
+    env: tuple[tuple[str, str], ...] = ()  # the function's spec.env, on top of ours
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "name": self.name,
+                "target": self.target,
+                "source": str(self.source),
+                "log": str(self.log),
+                "signature": self.signature,
+                "concurrency": self.concurrency,
+                "max_body_bytes": self.max_body_bytes,
+            }
+        )
+
+
+class Template:
+    """Starts the template, asks it to fork, and reports its children's exits."""
+
+    def __init__(self, config: TemplateConfig, on_exit: Callable[[int, int], None]):
+        self.config = config
+        self.on_exit = on_exit
+        self.signature: str | None = None
+        self._process: asyncio.subprocess.Process | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._process is not None and self._process.returncode is None
+
+    async def start(self) -> None:
+        self._process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "cumulo.runtimes.local.forkserver", self.config.to_json(),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, **dict(self.config.env)},
+        )
+        assert self._process.stdout is not None
+        first = await asyncio.wait_for(self._process.stdout.readline(), START_TIMEOUT_SECONDS)
+        ready = json.loads(first) if first else {"error": "the template exited on start"}
+        if "error" in ready:
+            raise WorkerStartError(
+                f"function {self.config.name}: {ready['error']} (see {self.config.log})"
+            )
+        self.signature = ready["signature"]
+        self._reader = asyncio.create_task(self._read_replies())
+
+    async def spawn_worker(self) -> tuple[int, int]:
+        """Fork a service worker; its pid and the port it is (about to be) serving on."""
+        reply = await self._request({"op": "spawn"})
+        return reply["pid"], reply["port"]
+
+    async def start_job(self, event: Path, result: Path, log_path: Path) -> int:
+        reply = await self._request(
+            {"op": "job", "event": str(event), "result": str(result), "log": str(log_path)}
+        )
+        return int(reply["pid"])
+
+    async def stop(self) -> None:
+        if self._process is None:
+            return
+        if self._process.stdin and not self._process.stdin.is_closing():
+            self._process.stdin.close()  # the template kills its children and exits
+        try:
+            await asyncio.wait_for(self._process.wait(), 5.0)
+        except TimeoutError:
+            self._process.kill()
+            await self._process.wait()
+        if self._reader:
+            self._reader.cancel()
+
+    async def _request(self, command: dict[str, Any]) -> dict[str, Any]:
+        if not self.alive:
+            raise WorkerStartError(f"function {self.config.name}: the template is not running")
+        request_id = next(self._ids)
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[request_id] = future
+        assert self._process is not None and self._process.stdin is not None
+        self._process.stdin.write(json.dumps({**command, "id": request_id}).encode() + b"\n")
+        try:
+            return await asyncio.wait_for(future, START_TIMEOUT_SECONDS)
+        finally:
+            self._waiting.pop(request_id, None)
+
+    async def _read_replies(self) -> None:
+        assert self._process is not None and self._process.stdout is not None
+        while line := await self._process.stdout.readline():
+            reply = json.loads(line)
+            if "exited" in reply:
+                self.on_exit(reply["exited"], reply["code"])
+            elif (future := self._waiting.get(reply["id"])) and not future.done():
+                future.set_result(reply)
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_exception(WorkerStartError(f"function {self.config.name}: template died"))
+        log.warning("template of %s exited (code %s)", self.config.name, self._process.returncode)

@@ -1,0 +1,202 @@
+"""The CloudEvents HTTP binding and SDK bridge, against the shared conformance data."""
+
+from __future__ import annotations
+
+import pytest
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent, from_http
+
+from cumulo.errors import InvalidEventError, PermanentError, UnsupportedMediaTypeError
+from cumulo.events.cloudevent import (
+    BATCH,
+    CAUSE_EXTENSION,
+    STRUCTURED,
+    batch_http,
+    binary_http,
+    events_from_http,
+    from_sdk,
+    is_json_media_type,
+    replies_from_result,
+    structured_http,
+    to_sdk,
+)
+from cumulo.events.event import Event, new_event
+from tests.runtimes.worker.conformance import FeatureCase, YamlCase, feature_cases, yaml_cases
+
+
+def case_event(case: YamlCase) -> Event:
+    return Event(dict(case.attributes), case.expected_data())
+
+
+@pytest.mark.parametrize("case", yaml_cases(), ids=lambda case: case.name)
+def test_conformance_events_survive_their_mode(case: YamlCase) -> None:
+    encode = binary_http if case.mode == "binary" else structured_http
+    headers, body = encode(case_event(case))
+    assert events_from_http({**headers, **case.transport}, body) == [case_event(case)]
+
+
+@pytest.mark.parametrize("case", yaml_cases(), ids=lambda case: case.name)
+def test_conformance_events_from_hand_written_messages(case: YamlCase) -> None:
+    if case.mode == "structured":
+        import orjson
+
+        headers, body = {"Content-Type": STRUCTURED}, orjson.dumps(case.envelope())
+    else:
+        headers = {f"ce-{k}": v for k, v in case.attributes.items() if k != "datacontenttype"}
+        headers = {k: v.replace("\n", "%0A") for k, v in headers.items()}
+        if "datacontenttype" in case.attributes:
+            headers["Content-Type"] = case.attributes["datacontenttype"]
+        body = case.data.encode()
+    [event] = events_from_http({**headers, **case.transport}, body)
+    assert event.attributes == case.attributes
+    assert event.data == case.expected_data()
+
+
+@pytest.mark.parametrize("case", feature_cases(), ids=lambda case: case.name)
+def test_http_protocol_binding_feature(case: FeatureCase) -> None:
+    [event] = events_from_http(case.headers, case.body)
+    assert event.attributes == case.attributes
+    assert event.data == case.data
+
+
+def test_the_same_event_whatever_the_mode() -> None:
+    event = new_event("t", "/s", b"\x00\x01", datacontenttype="application/octet-stream")
+    text = new_event("t", "/s", "caf\u00e9", datacontenttype="text/plain; charset=utf-8")
+    for original in (event, text):
+        decoded = [
+            events_from_http(*encode(original))[0] for encode in (binary_http, structured_http)
+        ]
+        assert decoded[0] == decoded[1]
+    assert decoded[0].data == "caf\u00e9".encode()
+
+
+def test_mode_comes_from_content_type() -> None:
+    event = new_event("t", "/s", {"a": 1})
+    headers, body = batch_http([event, event.with_attributes(id="2")])
+    assert headers["content-type"].startswith(BATCH)
+    assert [e.id for e in events_from_http(headers, body)] == [event.id, "2"]
+    headers, body = structured_http(event)
+    assert events_from_http({"CONTENT-TYPE": headers["content-type"]}, body) == [event]
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/cloudevents+xml", "application/cloudevents-batch+avro"]
+)
+def test_unsupported_event_formats(content_type: str) -> None:
+    with pytest.raises(UnsupportedMediaTypeError, match="not supported"):
+        events_from_http({"Content-Type": content_type}, b"<event/>")
+
+
+def test_ce_datacontenttype_must_not_travel_in_binary_mode() -> None:
+    headers, body = binary_http(new_event("t", "/s", {"a": 1}))
+    headers["ce-datacontenttype"] = "application/json"
+    with pytest.raises(InvalidEventError, match="ce-datacontenttype"):
+        events_from_http(headers, body)
+
+
+def test_header_values_are_percent_encoded_and_decoded() -> None:
+    event = new_event("t", "/s", None, subject='a "quoted" 100% \u20ac subject')
+    headers, _ = binary_http(event)
+    assert headers["ce-subject"] == "a%20%22quoted%22%20100%25%20%E2%82%AC%20subject"
+    assert headers["ce-source"] == "/s"
+    assert events_from_http(headers, b"")[0].subject == event.subject
+
+
+def test_header_names_are_case_insensitive() -> None:
+    headers = {"CE-ID": "1", "Ce-Source": "/s", "ce-SpecVersion": "1.0", "Ce-Type": "t"}
+    assert events_from_http(headers, b"")[0].attributes == {
+        "id": "1",
+        "source": "/s",
+        "specversion": "1.0",
+        "type": "t",
+    }
+
+
+def test_every_problem_is_listed() -> None:
+    headers = {"ce-specversion": "0.3", "ce-id": "1", "content-type": "application/json"}
+    with pytest.raises(InvalidEventError) as caught:
+        events_from_http(headers, b"{not json")
+    problems = " | ".join(caught.value.problems)
+    assert "'source'" in problems and "'type'" in problems
+    assert "specversion '0.3'" in problems and "not valid JSON" in problems
+
+
+def test_a_request_without_ce_headers_says_so() -> None:
+    with pytest.raises(InvalidEventError, match="no ce- headers"):
+        events_from_http({"content-type": "text/plain"}, b"hi")
+
+
+def test_batch_problems_name_the_event() -> None:
+    body = b'[{"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}, {"id": "2"}]'
+    with pytest.raises(InvalidEventError, match=r"event \[1\]: missing required attribute"):
+        events_from_http({"content-type": BATCH}, body)
+    with pytest.raises(InvalidEventError, match="JSON array"):
+        events_from_http({"content-type": BATCH}, b"{}")
+
+
+def test_json_media_types() -> None:
+    assert is_json_media_type("application/json; charset=utf-8")
+    assert is_json_media_type("application/vnd.api+json")
+    assert is_json_media_type("text/json")
+    assert not is_json_media_type("text/plain")
+    assert not is_json_media_type(None)
+
+
+def test_sdk_round_trip_matches_the_sdk_codec() -> None:
+    event = new_event("t", "/s", {"a": [1, 2]}, subject="x", traceid="abc")
+    sdk_event = to_sdk(event)
+    assert isinstance(sdk_event, CloudEvent)
+    assert sdk_event["subject"] == "x" and sdk_event["traceid"] == "abc"
+    assert sdk_event.data == {"a": [1, 2]}
+    assert from_sdk(sdk_event) == event
+    headers, body = binary_http(event)
+    sdk_parsed = from_http(headers, body)
+    assert sdk_parsed.get_attributes() == to_sdk(event).get_attributes()
+    sdk_headers, sdk_body = to_binary(sdk_event)
+    assert events_from_http(sdk_headers, sdk_body) == [event]
+
+
+def test_to_sdk_invents_no_time() -> None:
+    event = Event({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"})
+    assert "time" not in to_sdk(event).get_attributes()
+
+
+class TestReplies:
+    cause = new_event("cause", "/s", None, id="cause-1")
+
+    def replies(self, result: object) -> list[Event]:
+        return replies_from_result(result, default_source="/fn", cause=self.cause)
+
+    def test_none_is_no_reply(self) -> None:
+        assert self.replies(None) == []
+
+    def test_a_dict_is_filled_in(self) -> None:
+        [reply] = self.replies(
+            {"type": "done", "data": {"ok": True}, "subject": "s", "priority": 5}
+        )
+        assert reply.source == "/fn" and reply.type == "done" and reply.subject == "s"
+        assert reply.attributes["specversion"] == "1.0" and reply.id and reply.time
+        assert reply.attributes["priority"] == 5
+        assert reply.attributes[CAUSE_EXTENSION] == "cause-1"
+        assert reply.data == {"ok": True}
+
+    def test_events_sdk_events_and_lists(self) -> None:
+        sdk_event = CloudEvent({"type": "sdk", "source": "/x"}, {"n": 1})
+        replies = self.replies([new_event("native", "/y"), sdk_event, {"type": "d", "id": "7"}])
+        assert [r.type for r in replies] == ["native", "sdk", "d"]
+        assert replies[2].id == "7"
+        assert all(r.attributes[CAUSE_EXTENSION] == "cause-1" for r in replies)
+
+    @pytest.mark.parametrize(
+        ("result", "message"),
+        [
+            ("OK", "a str is not an event"),
+            ({"data": 1}, "non-empty string 'type'"),
+            ([{"type": "ok"}, 42], r"reply \[1\]: a int is not an event"),
+            ({"type": "t", "data": {1, 2}}, "not JSON-serializable"),
+            ({"type": "t", "Bad_Name": "x"}, "Bad_Name"),
+        ],
+    )
+    def test_anything_else_is_a_permanent_error(self, result: object, message: str) -> None:
+        with pytest.raises(PermanentError, match=message):
+            self.replies(result)
