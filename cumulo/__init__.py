@@ -1,10 +1,10 @@
 """Cumulo: serverless, event-driven functions for the machine-learning lifecycle.
 
-    import functions_framework, cumulo
+import functions_framework, cumulo
 
-    @cumulo.function(triggers=[cumulo.on(type="dev.cumulo.dataset.ready")], mode="job")
-    @functions_framework.cloud_event
-    def train(event): ...
+@cumulo.function(triggers=[cumulo.on(type="dev.cumulo.dataset.ready")], mode="job")
+@functions_framework.cloud_event
+def train(event): ...
 """
 
 from cumulo.client import Client, publish

@@ -20,8 +20,11 @@ from cumulo.config import Settings
 from cumulo.errors import CumuloError, SpecError
 from cumulo.events.event import new_event, to_json
 
-app = typer.Typer(help="Serverless, event-driven functions for the ML lifecycle.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Serverless, event-driven functions for the ML lifecycle.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 console = Console()
 errors = Console(stderr=True)
 
@@ -71,9 +74,12 @@ def up(
     from cumulo.spec import load_project
 
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
-    settings = Settings(**overrides)
-    logging.basicConfig(level=settings.log_level, format="%(name)s: %(message)s",
-                        handlers=[RichHandler(console=errors, show_path=False)])
+    settings = Settings().model_copy(update=overrides)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=errors, show_path=False)],
+    )
     try:
         loaded = load_project(project, modules=module)
     except SpecError as e:
@@ -118,8 +124,9 @@ def worker(
         raise fail(str(e), 2) from e
     kind = detect_signature(fn, signature)
     settings = WorkerSettings()
-    app_ = build_app(fn, signature=kind, name=name or target.rsplit(":", 1)[1],
-                     concurrency=concurrency)
+    app_ = build_app(
+        fn, signature=kind, name=name or target.rsplit(":", 1)[1], concurrency=concurrency
+    )
     serve(app_, host=host, port=port if port is not None else settings.port)
 
 
@@ -135,8 +142,9 @@ def publish(
     """Publish one event (through the gateway, or straight to the bus when not up)."""
     client = Client(project)
     try:
-        event = client.publish(type, parse_json(data, "--data"), source=source,
-                               subject=subject, topic=topic)
+        event = client.publish(
+            type, parse_json(data, "--data"), source=source, subject=subject, topic=topic
+        )
     except CumuloError as e:
         raise fail(str(e)) from e
     console.print(f"published {event.type} [dim]id={event.id}[/dim]")
@@ -160,8 +168,9 @@ def invoke(
     elif value is not None:
         body, headers = json.dumps(value).encode(), {"Content-Type": "application/json"}
     try:
-        answer = Client(project).request(method.upper(), f"/fn/{name}/{path.lstrip('/')}",
-                                         body or None, headers)
+        answer = Client(project).request(
+            method.upper(), f"/fn/{name}/{path.lstrip('/')}", body or None, headers
+        )
     except CumuloError as e:
         raise fail(str(e)) from e
     style = "green" if answer.status < 400 else "red"
@@ -178,7 +187,9 @@ def invoke(
 def events(
     topic: Annotated[str, typer.Option()] = "default",
     limit: Annotated[int, typer.Option()] = 20,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events.")
+    ] = False,
     project: DirOption = Path("."),
 ) -> None:
     """List the latest events on a topic (and tail it with -f)."""
@@ -213,7 +224,8 @@ def print_event(message: dict[str, Any]) -> None:
     data = json.dumps(event.get("data")) if "data" in event else ""
     console.print(
         f"[dim]{message['offset']:>6} {when}[/dim] [cyan]{event['type']}[/cyan] "
-        f"{event['source']} [dim]{event['id']}[/dim] {data[:120]}", highlight=False
+        f"{event['source']} [dim]{event['id']}[/dim] {data[:120]}",
+        highlight=False,
     )
 
 
@@ -233,8 +245,9 @@ def runs(
     table = Table("run", "function", "event", "status", "duration", "error")
     for run in RunStore(state / "runs.db").list(function, limit):
         duration = f"{run.duration:.2f}s" if run.duration is not None else "…"
-        table.add_row(run.id, run.function, run.event_type, run.status, duration,
-                      (run.error or "")[:80])
+        table.add_row(
+            run.id, run.function, run.event_type, run.status, duration, (run.error or "")[:80]
+        )
     console.print(table)
 
 
@@ -272,13 +285,25 @@ def status(project: DirOption = Path(".")) -> None:
     table = Table("function", "mode", "replicas", "invocations", "errors", "cold starts")
     for fn in info["functions"]:
         replicas = len(fn.get("replicas", fn.get("running", [])))
-        table.add_row(fn["name"], fn["mode"], str(replicas), str(fn.get("invocations", "")),
-                      str(fn.get("errors", "")), str(fn.get("cold_starts", "")))
+        table.add_row(
+            fn["name"],
+            fn["mode"],
+            str(replicas),
+            str(fn.get("invocations", "")),
+            str(fn.get("errors", "")),
+            str(fn.get("cold_starts", "")),
+        )
     console.print(table)
     table = Table("trigger", "function", "delivered", "retried", "dead-lettered", "in flight")
     for t in info["triggers"]:
-        table.add_row(t["name"], t["function"], str(t["delivered"]), str(t["retried"]),
-                      str(t["dead_lettered"]), str(t["inflight"]))
+        table.add_row(
+            t["name"],
+            t["function"],
+            str(t["delivered"]),
+            str(t["retried"]),
+            str(t["dead_lettered"]),
+            str(t["inflight"]),
+        )
     console.print(table)
 
 
@@ -299,8 +324,9 @@ def replay(
     if from_time is not None:
         ask["fromTime"] = datetime.fromisoformat(from_time).timestamp()
     try:
-        answer = Client(project).request("POST", "/api/replay", json.dumps(ask).encode(),
-                                         {"Content-Type": "application/json"})
+        answer = Client(project).request(
+            "POST", "/api/replay", json.dumps(ask).encode(), {"Content-Type": "application/json"}
+        )
         if answer.status != 200:
             raise GatewayError(answer)
     except CumuloError as e:

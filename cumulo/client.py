@@ -72,10 +72,17 @@ class Client:
             )
         return url
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None, timeout: float = 300) -> HttpAnswer:
-        request = urllib.request.Request(self.require_gateway() + path, data=body,
-                                         headers=headers or {}, method=method)
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 300,
+    ) -> HttpAnswer:
+        request = urllib.request.Request(
+            self.require_gateway() + path, data=body, headers=headers or {}, method=method
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return HttpAnswer(response.status, dict(response.headers), response.read())
@@ -86,9 +93,17 @@ class Client:
 
     # --- what users do ------------------------------------------------------
 
-    def publish(self, type: str, data: Any = None, *, source: str = CLI_SOURCE,
-                subject: str | None = None, topic: str = "default", id: str | None = None,
-                **extensions: Any) -> Event:
+    def publish(
+        self,
+        type: str,
+        data: Any = None,
+        *,
+        source: str = CLI_SOURCE,
+        subject: str | None = None,
+        topic: str = "default",
+        id: str | None = None,
+        **extensions: Any,
+    ) -> Event:
         """Publish one event; returns it once it is durably on the bus."""
         event = new_event(type, source, data, id=id, subject=subject, **extensions)
         self.publish_events([event], topic=topic)
@@ -99,8 +114,12 @@ class Client:
             asyncio.run(self._publish_to_bus(events, topic))
             return
         body = b"[" + b",".join(to_json(e) for e in events) + b"]"
-        answer = self.request("POST", f"/events?topic={topic}", body,
-                              {"Content-Type": "application/cloudevents-batch+json"})
+        answer = self.request(
+            "POST",
+            f"/events?topic={topic}",
+            body,
+            {"Content-Type": "application/cloudevents-batch+json"},
+        )
         if answer.status != 202:
             raise GatewayError(answer)
 
@@ -123,7 +142,9 @@ class Client:
     def status(self) -> dict[str, Any]:
         return dict(self.request("GET", "/api/status").json())
 
-    def events(self, topic: str = "default", after: int = 0, limit: int = 100) -> list[dict[str, Any]]:
+    def events(
+        self, topic: str = "default", after: int = 0, limit: int = 100
+    ) -> list[dict[str, Any]]:
         answer = self.request("GET", f"/api/events?topic={topic}&after={after}&limit={limit}")
         if answer.status != 200:
             raise GatewayError(answer)

@@ -251,10 +251,12 @@ def replies_from_result(result: Any, *, default_source: str, cause: Event | None
     ``subject``, ``id``, ``datacontenttype`` and extensions optional) or a list
     of those. Each reply gets ``cumulocause`` = the cause's id.
 
-    Anything else is a bug in the function, and the same event would produce
-    it again: raises :class:`PermanentError` naming every bad reply.
+    A string or bytes is no reply: functions-framework ignores what a
+    cloudevent function returns, and code written for it (``return "OK"``)
+    runs unchanged. Anything else is a bug in the function, and the same event
+    would produce it again: raises :class:`PermanentError` naming every bad reply.
     """
-    if result is None:
+    if result is None or isinstance(result, (str, bytes)):
         return []
     items = result if isinstance(result, (list, tuple)) else [result]
     replies: list[Event] = []

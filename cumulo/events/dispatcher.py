@@ -19,7 +19,7 @@ from cumulo.events import delivery
 from cumulo.events.bus.base import Ack, Bus, DeadLetter, Message, Nack, Settlement
 from cumulo.events.event import Event
 from cumulo.events.filters import compile_filter
-from cumulo.events.outcome import Destination, Failure, Outcome, RetryLater, Success
+from cumulo.events.outcome import Destination, Outcome, RetryLater, Success
 from cumulo.spec.models import Trigger
 
 log = logging.getLogger("cumulo.dispatcher")
@@ -126,7 +126,9 @@ class TriggerDispatcher:
             settlement = await self._settlement_for(message)
             await self._settle(settlement)
         except Exception:  # the lease brings it back; never lose it
-            log.exception("trigger %s: delivering offset %s failed", self.trigger.name, message.offset)
+            log.exception(
+                "trigger %s: delivering offset %s failed", self.trigger.name, message.offset
+            )
 
     async def _settlement_for(self, message: Message) -> Settlement:
         now = time.time()
@@ -167,7 +169,11 @@ class TriggerDispatcher:
         )
         log.warning(
             "trigger %s: dead-lettered %s after %d attempt(s): %s: %s",
-            self.trigger.name, message.event, message.attempt, error_type, text,
+            self.trigger.name,
+            message.event,
+            message.attempt,
+            error_type,
+            text,
         )
         return DeadLetter(message.offset, self.policy.dead_letter_topic, event)
 

@@ -11,7 +11,7 @@ import base64
 import re
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -58,7 +58,7 @@ class Event:
 
 
 def now_rfc3339() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def new_event(
@@ -91,7 +91,9 @@ def new_event(
 
 def validate_attributes(attributes: Mapping[str, Any]) -> list[str]:
     """Every problem with a set of context attributes (empty when valid)."""
-    problems = [f"missing required attribute '{name}'" for name in REQUIRED if not attributes.get(name)]
+    problems = [
+        f"missing required attribute '{name}'" for name in REQUIRED if not attributes.get(name)
+    ]
     version = attributes.get("specversion")
     if version and version != SPEC_VERSION:
         problems.append(f"unsupported specversion '{version}' (only '1.0')")
@@ -116,7 +118,9 @@ def to_json(event: Event) -> bytes:
 def from_envelope(envelope: Any) -> Event:
     """An event from a decoded JSON-format object; raises :class:`InvalidEventError`."""
     if not isinstance(envelope, dict):
-        raise InvalidEventError([f"a CloudEvent must be a JSON object, not {type(envelope).__name__}"])
+        raise InvalidEventError(
+            [f"a CloudEvent must be a JSON object, not {type(envelope).__name__}"]
+        )
     attributes = {k: v for k, v in envelope.items() if k not in ("data", "data_base64")}
     problems = validate_attributes(attributes)
     if "data" in envelope and "data_base64" in envelope:

@@ -32,7 +32,9 @@ def record(event):
     print(f"recorded: {event.data['greeting']}", flush=True)
 
 
-@cumulo.function(triggers=[cumulo.on(type="dev.cumulo.cron.tick", source="/cumulo/sources/heartbeat")])
+@cumulo.function(
+    triggers=[cumulo.on(type="dev.cumulo.cron.tick", source="/cumulo/sources/heartbeat")]
+)
 @functions_framework.cloud_event
 def heartbeat(event):
     print(f"heartbeat at {event['time']}", flush=True)

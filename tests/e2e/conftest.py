@@ -15,8 +15,9 @@ def platform_factory(tmp_path: Path) -> Iterator[Launcher]:
     """Start `cumulo up` on a project; every platform started is stopped afterwards."""
     started: list[RunningPlatform] = []
 
-    def launch(project: Path, *, env: dict[str, str] | None = None,
-               state: Path | None = None) -> RunningPlatform:
+    def launch(
+        project: Path, *, env: dict[str, str] | None = None, state: Path | None = None
+    ) -> RunningPlatform:
         platform = RunningPlatform(project, state or tmp_path / "state", env or {})
         started.append(platform)
         return platform.start()

@@ -43,7 +43,10 @@ class RunningPlatform:
         with open(self.state / "platform.out", "ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "cumulo", "up", str(self.project), "--port", "0"],
-                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self.url = self._wait_for_gateway()
         return self
@@ -53,7 +56,9 @@ class RunningPlatform:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"cumulo up exited {self.process.returncode}:\n{self.output()}")
+                raise AssertionError(
+                    f"cumulo up exited {self.process.returncode}:\n{self.output()}"
+                )
             try:
                 info = json.loads((self.state / "gateway.json").read_text())
                 if info["pid"] == self.process.pid:
@@ -83,19 +88,34 @@ class RunningPlatform:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(10)
 
-    def request(self, method: str, path: str, body: bytes | None = None,
-                headers: dict[str, str] | None = None, timeout: float = 30) -> Answer:
-        request = urllib.request.Request(self.url + path, data=body, headers=headers or {},
-                                         method=method)
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30,
+    ) -> Answer:
+        request = urllib.request.Request(
+            self.url + path, data=body, headers=headers or {}, method=method
+        )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
-                return Answer(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
+                return Answer(
+                    response.status,
+                    {k.lower(): v for k, v in response.headers.items()},
+                    response.read(),
+                )
         except urllib.error.HTTPError as e:
             return Answer(e.code, {k.lower(): v for k, v in e.headers.items()}, e.read())
 
     def publish(self, events: list[dict[str, Any]], topic: str = "default") -> Answer:
-        return self.request("POST", f"/events?topic={topic}", json.dumps(events).encode(),
-                            {"Content-Type": "application/cloudevents-batch+json"})
+        return self.request(
+            "POST",
+            f"/events?topic={topic}",
+            json.dumps(events).encode(),
+            {"Content-Type": "application/cloudevents-batch+json"},
+        )
 
     def status(self) -> dict[str, Any]:
         return dict(self.request("GET", "/api/status").json())

@@ -14,14 +14,18 @@ HELLO = Path(__file__).parents[2] / "examples" / "hello"
 
 def test_an_event_reaches_a_function_and_its_reply_the_next(platform_factory):
     platform = platform_factory(HELLO)
-    answer = platform.publish([cloudevent("dev.cumulo.example.greeting.requested",
-                                          {"name": "Ada"}, id="greet-1")])
+    answer = platform.publish(
+        [cloudevent("dev.cumulo.example.greeting.requested", {"name": "Ada"}, id="greet-1")]
+    )
     assert answer.status == 202, answer.body
     assert answer.json()["accepted"] == 1
 
     wait_for(lambda: "recorded: Hello, Ada!" in platform.log("record"), what="record's log")
-    made = [m["event"] for m in platform.events("default")
-            if m["event"]["type"] == "dev.cumulo.example.greeting.made"]
+    made = [
+        m["event"]
+        for m in platform.events("default")
+        if m["event"]["type"] == "dev.cumulo.example.greeting.made"
+    ]
     assert len(made) == 1
     assert made[0]["source"] == "/cumulo/functions/greet"
     assert made[0]["data"] == {"greeting": "Hello, Ada!"}
@@ -45,11 +49,23 @@ def test_cli_publish_and_invoke(platform_factory):
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         import os
-        return subprocess.run([sys.executable, "-m", "cumulo", *args], capture_output=True,
-                              text=True, env={**os.environ, **env_state}, timeout=60)
 
-    published = cli("publish", "dev.cumulo.example.greeting.requested",
-                    "--data", '{"name": "Linus"}', "--dir", str(HELLO))
+        return subprocess.run(
+            [sys.executable, "-m", "cumulo", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **env_state},
+            timeout=60,
+        )
+
+    published = cli(
+        "publish",
+        "dev.cumulo.example.greeting.requested",
+        "--data",
+        '{"name": "Linus"}',
+        "--dir",
+        str(HELLO),
+    )
     assert published.returncode == 0, published.stderr
     wait_for(lambda: "recorded: Hello, Linus!" in platform.log("record"), what="record's log")
 

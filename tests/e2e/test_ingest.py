@@ -11,7 +11,7 @@ from tests.e2e.platform import cloudevent
 PROJECT = {
     "main.py": "def noop(request):\n    return 'ok'\n",
     "cumulo.yaml": "apiVersion: cumulo.dev/v1alpha1\nkind: Function\nmetadata: {name: noop}\n"
-                   "spec: {handler: 'main:noop'}\n",
+    "spec: {handler: 'main:noop'}\n",
 }
 
 
@@ -22,12 +22,24 @@ def problem_of(answer):
 
 def test_binary_structured_and_batch_modes_are_accepted(platform_factory, tmp_path: Path):
     platform = platform_factory(write_project(tmp_path / "p", PROJECT))
-    binary = platform.request("POST", "/events", b'{"x": 1}', {
-        "Content-Type": "application/json", "ce-specversion": "1.0", "ce-id": "b-1",
-        "ce-source": "/tests", "ce-type": "test.binary"})
-    structured = platform.request("POST", "/events", json.dumps(
-        cloudevent("test.structured", {"x": 2}, id="s-1")).encode(),
-        {"Content-Type": "application/cloudevents+json"})
+    binary = platform.request(
+        "POST",
+        "/events",
+        b'{"x": 1}',
+        {
+            "Content-Type": "application/json",
+            "ce-specversion": "1.0",
+            "ce-id": "b-1",
+            "ce-source": "/tests",
+            "ce-type": "test.binary",
+        },
+    )
+    structured = platform.request(
+        "POST",
+        "/events",
+        json.dumps(cloudevent("test.structured", {"x": 2}, id="s-1")).encode(),
+        {"Content-Type": "application/cloudevents+json"},
+    )
     batch = platform.publish([cloudevent("test.batch", i, id=f"batch-{i}") for i in range(3)])
 
     assert (binary.status, structured.status, batch.status) == (202, 202, 202)
@@ -40,19 +52,25 @@ def test_binary_structured_and_batch_modes_are_accepted(platform_factory, tmp_pa
 def test_malformed_events_get_a_problem_that_says_what_is_wrong(platform_factory, tmp_path):
     platform = platform_factory(write_project(tmp_path / "p", PROJECT))
 
-    missing = platform.request("POST", "/events", b'{"specversion": "1.0", "source": "/x"}',
-                               {"Content-Type": "application/cloudevents+json"})
+    missing = platform.request(
+        "POST",
+        "/events",
+        b'{"specversion": "1.0", "source": "/x"}',
+        {"Content-Type": "application/cloudevents+json"},
+    )
     assert missing.status == 400
     detail = problem_of(missing)["detail"]
     assert "'id'" in detail and "'type'" in detail
 
-    not_json = platform.request("POST", "/events", b"{nope",
-                                {"Content-Type": "application/cloudevents+json"})
+    not_json = platform.request(
+        "POST", "/events", b"{nope", {"Content-Type": "application/cloudevents+json"}
+    )
     assert not_json.status == 400
     assert "JSON" in problem_of(not_json)["detail"]
 
-    xml = platform.request("POST", "/events", b"<event/>",
-                           {"Content-Type": "application/cloudevents+xml"})
+    xml = platform.request(
+        "POST", "/events", b"<event/>", {"Content-Type": "application/cloudevents+xml"}
+    )
     assert xml.status == 415
     assert problem_of(xml)["status"] == 415
 
@@ -60,8 +78,9 @@ def test_malformed_events_get_a_problem_that_says_what_is_wrong(platform_factory
 
 
 def test_oversized_body_is_refused_with_413(platform_factory, tmp_path):
-    platform = platform_factory(write_project(tmp_path / "p", PROJECT),
-                                env={"CUMULO_MAX_BODY_BYTES": "1024"})
+    platform = platform_factory(
+        write_project(tmp_path / "p", PROJECT), env={"CUMULO_MAX_BODY_BYTES": "1024"}
+    )
     big = cloudevent("test.big", "x" * 2000, id="big-1")
     answer = platform.publish([big])
     assert answer.status == 413

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import threading
@@ -13,7 +14,7 @@ import pytest
 from tests.e2e.conftest import write_project
 from tests.e2e.platform import cloudevent, wait_for
 
-FUNCTIONS = '''
+FUNCTIONS = """
 import os, time
 import functions_framework
 
@@ -36,7 +37,7 @@ def record(event):
 def poison(event):
     append(f"{time.time()}")
     raise ValueError("cannot digest this event")
-'''
+"""
 
 
 def project(tmp_path: Path, function: str, trigger_type: str, delivery: str) -> Path:
@@ -61,11 +62,13 @@ def lines(path: Path) -> list[str]:
 
 def test_worker_killed_mid_event_the_event_is_redelivered(platform_factory, tmp_path):
     out = tmp_path / "out.txt"
-    platform = platform_factory(project(tmp_path, "slow", "test.slow",
-                                        "{retries: 5, backoffDelay: 0.1s}"))
+    platform = platform_factory(
+        project(tmp_path, "slow", "test.slow", "{retries: 5, backoffDelay: 0.1s}")
+    )
     platform.publish([cloudevent("test.slow", {"sleep": 1.5}, id="e1")])
-    started = wait_for(lambda: [ln for ln in lines(out) if ln.startswith("start e1")],
-                       what="the function to start")
+    started = wait_for(
+        lambda: [ln for ln in lines(out) if ln.startswith("start e1")], what="the function to start"
+    )
     pid = int(started[0].split()[2])
 
     os.kill(pid, signal.SIGKILL)
@@ -104,22 +107,30 @@ def test_platform_killed_during_a_burst_loses_no_accepted_event(platform_factory
     assert 3000 <= len(accepted) < 10_000, "the kill landed mid-burst"
 
     platform.start()  # the same project and state: `cumulo up` again
-    wait_for(lambda: set(accepted) <= set(lines(out)), timeout=90,
-             what="every accepted event to be processed")
+    wait_for(
+        lambda: set(accepted) <= set(lines(out)),
+        timeout=90,
+        what="every accepted event to be processed",
+    )
 
 
 def test_poison_event_is_dead_lettered_after_its_retries_with_backoff(platform_factory, tmp_path):
     out = tmp_path / "out.txt"
-    platform = platform_factory(project(
-        tmp_path, "poison", "test.poison",
-        "{retries: 3, backoffPolicy: exponential, backoffDelay: 0.2s, deadLetterTopic: dlq}"))
+    platform = platform_factory(
+        project(
+            tmp_path,
+            "poison",
+            "test.poison",
+            "{retries: 3, backoffPolicy: exponential, backoffDelay: 0.2s, deadLetterTopic: dlq}",
+        )
+    )
     platform.publish([cloudevent("test.poison", {"n": 1}, id="p1")])
 
     dead = wait_for(lambda: platform.events("dlq"), timeout=30, what="the dead-lettered event")
 
     attempts = [float(t) for t in lines(out)]
     assert len(attempts) == 4  # the first try and 3 retries
-    gaps = [b - a for a, b in zip(attempts, attempts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
     for gap, expected in zip(gaps, [0.2, 0.4, 0.8], strict=True):
         assert expected - 0.02 <= gap <= expected + 0.25, gaps
     event = dead[0]["event"]
@@ -128,3 +139,16 @@ def test_poison_event_is_dead_lettered_after_its_retries_with_backoff(platform_f
     assert event["cumuloerrortype"] == "ValueError"
     assert "cannot digest this event" in event["cumuloerror"]
     assert event["cumulotrigger"] == "poison-0"
+
+
+def test_a_killed_template_is_restarted(platform_factory, tmp_path):
+    out = tmp_path / "out.txt"
+    platform = platform_factory(project(tmp_path, "record", "test.record", "{retries: 5}"))
+    template = platform.function("record")["template"]
+
+    os.kill(template, signal.SIGKILL)
+
+    wait_for(lambda: platform.function("record")["template"] not in (None, template),
+             timeout=15, what="a new template")
+    platform.publish([cloudevent("test.record", None, id="after-restart")])
+    wait_for(lambda: "after-restart" in lines(out), timeout=15, what="the event")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
 from tests.e2e.conftest import write_project
 from tests.e2e.platform import cloudevent, wait_for
 
-FUNCTIONS = '''
+FUNCTIONS = """
 import os, time
 import functions_framework
 import cumulo
@@ -38,7 +39,7 @@ def picky(event):
     append(f"{time.time()}")
     if len(open(os.environ["OUT"]).read().splitlines()) < 2:
         raise cumulo.Retry("not yet", delay=0.5)
-'''
+"""
 
 
 def spec(out: Path, body: str) -> str:
@@ -46,8 +47,10 @@ def spec(out: Path, body: str) -> str:
 
 
 def project(tmp_path: Path, yaml: str) -> Path:
-    return write_project(tmp_path / "project", {
-        "main.py": FUNCTIONS, "cumulo.yaml": spec(tmp_path / "out.txt", yaml)})
+    return write_project(
+        tmp_path / "project",
+        {"main.py": FUNCTIONS, "cumulo.yaml": spec(tmp_path / "out.txt", yaml)},
+    )
 
 
 def lines(path: Path) -> list[str]:
@@ -55,26 +58,37 @@ def lines(path: Path) -> list[str]:
 
 
 def test_pool_scales_from_zero_and_back_to_zero(platform_factory, tmp_path):
-    platform = platform_factory(project(tmp_path, """apiVersion: cumulo.dev/v1alpha1
+    platform = platform_factory(
+        project(
+            tmp_path,
+            """apiVersion: cumulo.dev/v1alpha1
 kind: Function
 metadata: {name: echo}
 spec: {handler: "main:echo", env: {OUT: OUT_PATH}, scale: {idleTimeout: 1s}}
-"""))
+""",
+        )
+    )
     assert platform.function("echo")["replicas"] == []
 
     assert platform.request("GET", "/fn/echo").status == 200
     assert len(platform.function("echo")["replicas"]) == 1
     assert platform.function("echo")["cold_starts"] == 1
 
-    wait_for(lambda: platform.function("echo")["replicas"] == [], timeout=10,
-             what="scale to zero after the idle timeout")
+    wait_for(
+        lambda: platform.function("echo")["replicas"] == [],
+        timeout=10,
+        what="scale to zero after the idle timeout",
+    )
     assert platform.request("GET", "/fn/echo").status == 200  # and from zero again
     assert platform.function("echo")["cold_starts"] == 2
 
 
 def test_job_runs_one_process_per_event_with_logs_and_a_limit(platform_factory, tmp_path):
     out = tmp_path / "out.txt"
-    platform = platform_factory(project(tmp_path, """apiVersion: cumulo.dev/v1alpha1
+    platform = platform_factory(
+        project(
+            tmp_path,
+            """apiVersion: cumulo.dev/v1alpha1
 kind: Function
 metadata: {name: train}
 spec:
@@ -83,16 +97,24 @@ spec:
   env: {OUT: OUT_PATH}
   scale: {max: 1}
   triggers: [{filters: [{exact: {type: test.dataset.ready}}]}]
-"""))
-    platform.publish([cloudevent("test.dataset.ready", {"uri": f"data/{i}.csv", "sleep": 0.3},
-                                 id=f"d{i}") for i in range(3)])
+""",
+        )
+    )
+    platform.publish(
+        [
+            cloudevent("test.dataset.ready", {"uri": f"data/{i}.csv", "sleep": 0.3}, id=f"d{i}")
+            for i in range(3)
+        ]
+    )
 
     wait_for(lambda: len(lines(out)) == 3, timeout=30, what="three runs")
     finished = sorted(float(line.split()[1]) for line in lines(out))
-    assert all(b - a >= 0.25 for a, b in zip(finished, finished[1:], strict=False))  # max: 1
+    assert all(b - a >= 0.25 for a, b in itertools.pairwise(finished))  # max: 1
 
-    trained = wait_for(lambda: [m for m in platform.events("default")
-                                if m["event"]["type"] == "test.trained"], what="replies")
+    trained = wait_for(
+        lambda: [m for m in platform.events("default") if m["event"]["type"] == "test.trained"],
+        what="replies",
+    )
     assert {m["event"]["data"]["uri"] for m in trained} >= {"data/0.csv"}
     runs_dir = platform.state / "runs"
     logs = [p.read_text() for p in runs_dir.glob("*/log.txt")]
@@ -102,7 +124,10 @@ spec:
 def test_job_past_its_timeout_is_killed_and_recorded(platform_factory, tmp_path):
     from cumulo.runtimes.local.runs import RunStore
 
-    platform = platform_factory(project(tmp_path, """apiVersion: cumulo.dev/v1alpha1
+    platform = platform_factory(
+        project(
+            tmp_path,
+            """apiVersion: cumulo.dev/v1alpha1
 kind: Function
 metadata: {name: train}
 spec:
@@ -111,7 +136,9 @@ spec:
   timeout: 0.5s
   env: {OUT: OUT_PATH}
   triggers: [{filters: [{exact: {type: test.dataset.ready}}], delivery: {retries: 0}}]
-"""))
+""",
+        )
+    )
     platform.publish([cloudevent("test.dataset.ready", {"uri": "big.csv", "sleep": 5}, id="t1")])
 
     wait_for(lambda: platform.events("dead-letter"), timeout=20, what="the dead letter")
@@ -123,7 +150,10 @@ spec:
 
 def test_cron_fires_once_per_tick(platform_factory, tmp_path):
     out = tmp_path / "out.txt"
-    platform = platform_factory(project(tmp_path, """apiVersion: cumulo.dev/v1alpha1
+    platform = platform_factory(
+        project(
+            tmp_path,
+            """apiVersion: cumulo.dev/v1alpha1
 kind: Function
 metadata: {name: tick}
 spec: {handler: "main:tick", env: {OUT: OUT_PATH}}
@@ -134,7 +164,9 @@ metadata: {name: every-second}
 spec:
   cron: {schedule: "* * * * * *", missed: skip}
   sink: {function: tick}
-"""))
+""",
+        )
+    )
     wait_for(lambda: len(lines(out)) >= 3, timeout=15, what="three ticks")
     ticks = lines(out)
     assert len(ticks) == len(set(ticks))
@@ -144,14 +176,19 @@ spec:
 
 def test_retry_with_a_delay_is_honoured(platform_factory, tmp_path):
     out = tmp_path / "out.txt"
-    platform_factory(project(tmp_path, """apiVersion: cumulo.dev/v1alpha1
+    platform_factory(
+        project(
+            tmp_path,
+            """apiVersion: cumulo.dev/v1alpha1
 kind: Function
 metadata: {name: picky}
 spec:
   handler: main:picky
   env: {OUT: OUT_PATH}
   triggers: [{filters: [{exact: {type: test.picky}}], delivery: {backoffDelay: 5s}}]
-""")).publish([cloudevent("test.picky", None, id="r1")])
+""",
+        )
+    ).publish([cloudevent("test.picky", None, id="r1")])
 
     wait_for(lambda: len(lines(out)) == 2, timeout=10, what="the retry")
     first, second = (float(t) for t in lines(out))

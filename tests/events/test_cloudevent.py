@@ -187,10 +187,14 @@ class TestReplies:
         assert replies[2].id == "7"
         assert all(r.attributes[CAUSE_EXTENSION] == "cause-1" for r in replies)
 
+    @pytest.mark.parametrize("result", [None, "OK", b"done"])
+    def test_what_functions_framework_ignores_is_no_reply(self, result: object) -> None:
+        assert self.replies(result) == []
+
     @pytest.mark.parametrize(
         ("result", "message"),
         [
-            ("OK", "a str is not an event"),
+            (["OK"], "a str is not an event"),
             ({"data": 1}, "non-empty string 'type'"),
             ([{"type": "ok"}, 42], r"reply \[1\]: a int is not an event"),
             ({"type": "t", "data": {1, 2}}, "not JSON-serializable"),

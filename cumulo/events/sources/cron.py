@@ -58,7 +58,11 @@ class CronSource:
     def event_for(self, tick: datetime) -> Event:
         stamp = tick.isoformat()
         event = new_event(
-            self.type, source_uri(self.name), self.cron.data, id=f"{self.name}@{stamp}", subject=stamp
+            self.type,
+            source_uri(self.name),
+            self.cron.data,
+            id=f"{self.name}@{stamp}",
+            subject=stamp,
         )
         return event.with_attributes(time=stamp)
 

@@ -19,6 +19,7 @@ the platform leaves no orphans.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -39,10 +40,8 @@ PR_SET_PDEATHSIG = 1
 
 def die_with_parent() -> None:
     """Ask Linux to SIGKILL this process when its parent dies."""
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not Linux: closed stdin still cleans up
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: the closed-stdin path still cleans up
 
 
 class ForkServer:
@@ -120,10 +119,8 @@ class ForkServer:
 
     def shutdown(self) -> None:
         for pid in list(self.children):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def become_child(log_path: str, replies: int) -> None:

@@ -25,22 +25,31 @@ from cumulo.errors import (
     BusUnavailableError,
     InvalidEventError,
     PayloadTooLargeError,
-    UnsupportedMediaTypeError,
     WorkerStartError,
 )
-from cumulo.events.cloudevent import events_from_http
 from cumulo.events.bus.base import Message
+from cumulo.events.cloudevent import events_from_http
 from cumulo.events.event import Event, to_json
-from cumulo.runtimes.local.replies import outcome_response, problem
 from cumulo.runtimes.local.jobs import JobRunner
+from cumulo.runtimes.worker import contract
 
 if TYPE_CHECKING:
     from cumulo.runtimes.local.platform import Platform
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "host",
-     "content-length", "proxy-authorization", "proxy-authenticate"}
+    {
+        "connection",
+        "keep-alive",
+        "transfer-encoding",
+        "te",
+        "trailer",
+        "upgrade",
+        "host",
+        "content-length",
+        "proxy-authorization",
+        "proxy-authenticate",
+    }
 )
 
 
@@ -58,68 +67,84 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def invalid_event_response(error: InvalidEventError) -> Response:
-    if isinstance(error, PayloadTooLargeError):
-        return problem(413, "Payload too large", str(error), "payload-too-large")
-    if isinstance(error, UnsupportedMediaTypeError):
-        return problem(415, "Unsupported media type", str(error), "unsupported-media-type")
-    return problem(400, "Invalid CloudEvent", str(error), "invalid-cloudevent",
-                   errors=error.problems)
+def answer(response: contract.Response, **headers: str) -> Response:
+    """A worker-contract response, as Starlette sends it."""
+    sent = Response(response.body, status_code=response.status)
+    extra = [(k.lower().replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
+    sent.raw_headers = [
+        *response.headers,
+        *extra,
+        (b"content-length", str(len(response.body)).encode()),
+    ]
+    return sent
+
+
+def problem(status: int, slug: str, title: str, detail: str, **headers: str) -> Response:
+    return answer(contract.problem(status, slug, title, detail, "GatewayError"), **headers)
 
 
 class Gateway:
     def __init__(self, platform: Platform):
         self.platform = platform
         self.started = time.time()
-        self.app = Starlette(routes=[
-            Route("/events", self.ingest, methods=["POST"]),
-            Route("/healthz", self.health),
-            Route("/api/status", self.status),
-            Route("/api/events", self.events),
-            Route("/api/replay", self.replay, methods=["POST"]),
-            Route("/fn/{name}", self.function, methods=METHODS),
-            Route("/fn/{name}/{path:path}", self.function, methods=METHODS),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/events", self.ingest, methods=["POST"]),
+                Route("/healthz", self.health),
+                Route("/api/status", self.status),
+                Route("/api/events", self.events),
+                Route("/api/replay", self.replay, methods=["POST"]),
+                Route("/fn/{name}", self.function, methods=METHODS),
+                Route("/fn/{name}/{path:path}", self.function, methods=METHODS),
+            ]
+        )
 
     async def ingest(self, request: Request) -> Response:
         bus_name = request.query_params.get("bus", "default")
         topic = request.query_params.get("topic", "default")
         if bus_name not in self.platform.buses:
-            return problem(404, "Unknown bus", f"no event bus named '{bus_name}'", "unknown-bus")
+            return problem(404, "unknown-bus", "Unknown bus", f"no event bus named '{bus_name}'")
         try:
             body = await read_body(request, self.platform.settings.max_body_bytes)
             events = events_from_http(request.headers, body)
             offsets = await self.platform.buses[bus_name].publish(topic, events)
         except InvalidEventError as e:
-            return invalid_event_response(e)
+            return answer(contract.invalid_request_response(e))
         except BusUnavailableError as e:
-            return problem(503, "Bus unavailable", str(e), "bus-unavailable",
-                           headers={"Retry-After": "1"})
-        return JSONResponse({"accepted": len(events), "ids": [e.id for e in events],
-                             "offsets": offsets}, status_code=202)
+            return problem(503, "bus-unavailable", "Bus unavailable", str(e), retry_after="1")
+        return JSONResponse(
+            {"accepted": len(events), "ids": [e.id for e in events], "offsets": offsets},
+            status_code=202,
+        )
 
     async def function(self, request: Request) -> Response:
         name = request.path_params["name"]
         target = self.platform.destinations.get(name)
         if target is None:
-            return problem(404, "Unknown function", f"no function named '{name}'", "unknown-function")
+            return problem(
+                404, "unknown-function", "Unknown function", f"no function named '{name}'"
+            )
         try:
             body = await read_body(request, self.platform.settings.max_body_bytes)
             if isinstance(target, JobRunner):
                 return await self.run_job(target, request, body)
             return await self.proxy(target, request, body)
         except InvalidEventError as e:
-            return invalid_event_response(e)
+            return answer(contract.invalid_request_response(e))
         except WorkerStartError as e:
-            return problem(503, "Function unavailable", str(e), "worker-start-failed")
+            return problem(503, "worker-start-failed", "Function unavailable", str(e))
 
     async def run_job(self, runner: JobRunner, request: Request, body: bytes) -> Response:
         events: list[Event] = events_from_http(request.headers, body)
         if len(events) != 1:
-            return problem(400, "One event per run", "a job function runs one event at a time",
-                           "one-event-per-run")
+            return problem(
+                400,
+                "one-event-per-run",
+                "One event per run",
+                "a job function runs one event at a time",
+            )
         outcome = await runner.deliver(events[0], timeout=runner.function.spec.timeout)
-        return outcome_response(outcome)
+        return answer(contract.outcome_response(outcome))
 
     async def proxy(self, pool, request: Request, body: bytes) -> Response:
         path = "/" + request.path_params.get("path", "")
@@ -127,17 +152,29 @@ class Gateway:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         timeout = aiohttp.ClientTimeout(total=pool.function.spec.timeout)
         try:
-            async with pool.replica() as replica, pool.session.request(
-                request.method, replica.url + path + url_query, data=body, headers=headers,
-                timeout=timeout, allow_redirects=False,
-            ) as answer:
+            async with (
+                pool.replica() as replica,
+                pool.session.request(
+                    request.method,
+                    replica.url + path + url_query,
+                    data=body,
+                    headers=headers,
+                    timeout=timeout,
+                    allow_redirects=False,
+                ) as answer,
+            ):
                 content = await answer.read()
         except TimeoutError:
-            return problem(504, "Function timed out", f"no answer within {timeout.total:g}s",
-                           "function-timeout")
+            return problem(
+                504,
+                "function-timeout",
+                "Function timed out",
+                f"no answer within {timeout.total:g}s",
+            )
         except aiohttp.ClientError as e:
-            return problem(502, "Worker failed", f"the worker dropped the request: {e}",
-                           "worker-failed")
+            return problem(
+                502, "worker-failed", "Worker failed", f"the worker dropped the request: {e}"
+            )
         out_headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP]
         response = Response(content, status_code=answer.status)
         response.raw_headers = [
@@ -156,10 +193,14 @@ class Gateway:
         query = request.query_params
         bus = self.platform.buses.get(query.get("bus", "default"))
         if bus is None:
-            return problem(404, "Unknown bus", f"no event bus named '{query.get('bus')}'",
-                           "unknown-bus")
-        messages = await bus.read(query.get("topic", "default"),
-                                  after=int(query.get("after", 0)), limit=int(query.get("limit", 100)))
+            return problem(
+                404, "unknown-bus", "Unknown bus", f"no event bus named '{query.get('bus')}'"
+            )
+        messages = await bus.read(
+            query.get("topic", "default"),
+            after=int(query.get("after", 0)),
+            limit=int(query.get("limit", 100)),
+        )
         return JSONResponse([message_json(m) for m in messages])
 
     async def replay(self, request: Request) -> Response:
@@ -167,13 +208,21 @@ class Gateway:
         ask = await request.json()
         bus = self.platform.buses.get(ask.get("bus", "default"))
         if bus is None:
-            return problem(404, "Unknown bus", "no such event bus", "unknown-bus")
+            return problem(404, "unknown-bus", "Unknown bus", "no such event bus")
         group = f"trigger/{ask['trigger']}" if ask.get("trigger") else None
-        count = await bus.replay(group=group, topic=ask.get("topic"),
-                                 from_offset=ask.get("fromOffset"), from_time=ask.get("fromTime"))
+        count = await bus.replay(
+            group=group,
+            topic=ask.get("topic"),
+            from_offset=ask.get("fromOffset"),
+            from_time=ask.get("fromTime"),
+        )
         return JSONResponse({"replayed": count})
 
 
 def message_json(message: Message) -> dict[str, object]:
-    return {"offset": message.offset, "topic": message.topic, "publishedAt": message.published_at,
-            "event": orjson.loads(to_json(message.event))}
+    return {
+        "offset": message.offset,
+        "topic": message.topic,
+        "publishedAt": message.published_at,
+        "event": orjson.loads(to_json(message.event)),
+    }

@@ -9,11 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -85,8 +85,9 @@ class Platform:
         (self.state / "logs").mkdir(exist_ok=True)
         await self._start_buses()
         runs = RunStore(self.state / "runs.db")
-        await asyncio.gather(*(self._start_function(f, session, runs)
-                               for f in self.project.functions.values()))
+        await asyncio.gather(
+            *(self._start_function(f, session, runs) for f in self.project.functions.values())
+        )
         self._start_dispatchers()
         self._start_sources()
         self._tasks.append(asyncio.create_task(self._housekeeping()))
@@ -129,8 +130,11 @@ class Platform:
             scale = function.spec.scale
             per_replica = 1 if function.spec.mode == "job" else scale.concurrency
             dispatcher = TriggerDispatcher(
-                self.buses[trigger.spec.bus], trigger, self.destinations[function.name],
-                function_timeout=function.spec.timeout, concurrency=scale.max * per_replica,
+                self.buses[trigger.spec.bus],
+                trigger,
+                self.destinations[function.name],
+                function_timeout=function.spec.timeout,
+                concurrency=scale.max * per_replica,
             )
             self.dispatchers.append(dispatcher)
             self._tasks.append(asyncio.create_task(dispatcher.run()))
@@ -139,18 +143,25 @@ class Platform:
         checkpoints = SqliteCheckpoints(self.state / "checkpoints.db")
         for source in self.project.sources.values():
             if source.spec.cron is None:
-                log.warning("source %s: %s sources are not available yet", source.name,
-                            source.spec.kind)
+                log.warning(
+                    "source %s: %s sources are not available yet", source.name, source.spec.kind
+                )
                 continue
-            sink, bus = source.spec.sink, self.buses[source.spec.sink.bus]
-            cron = CronSource(source, lambda events, b=bus, t=sink.topic: b.publish(t, events),
-                              checkpoints)
+            sink = source.spec.sink
+            publish = functools.partial(self.buses[sink.bus].publish, sink.topic)
+            cron = CronSource(source, publish, checkpoints)
             self.sources.append(cron)
             self._tasks.append(asyncio.create_task(cron.run()))
 
     async def _serve(self, on_ready: Any) -> None:
-        config = uvicorn.Config(self.gateway.app, host=self.settings.host, port=self.settings.port,
-                                log_level="warning", lifespan="off", access_log=False)
+        config = uvicorn.Config(
+            self.gateway.app,
+            host=self.settings.host,
+            port=self.settings.port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+        )
         server = uvicorn.Server(config)
         serving = asyncio.create_task(server.serve())
         while not server.started and not serving.done():
@@ -164,7 +175,12 @@ class Platform:
         await serving
 
     def _write_gateway_file(self, port: int) -> None:
-        info = {"pid": os.getpid(), "url": self.url, "port": port, "project": str(self.project.root)}
+        info = {
+            "pid": os.getpid(),
+            "url": self.url,
+            "port": port,
+            "project": str(self.project.root),
+        }
         tmp = self.state / "gateway.json.tmp"
         tmp.write_text(json.dumps(info))
         tmp.replace(self.state / "gateway.json")
@@ -203,8 +219,12 @@ class Platform:
             "project": str(self.project.root),
             "functions": [self._describe_function(d) for d in self.destinations.values()],
             "triggers": [
-                {"name": d.trigger.name, "function": d.trigger.spec.function,
-                 "inflight": d.inflight, **asdict(d.stats)}
+                {
+                    "name": d.trigger.name,
+                    "function": d.trigger.spec.function,
+                    "inflight": d.inflight,
+                    **asdict(d.stats),
+                }
                 for d in self.dispatchers
             ],
             "sources": [{"name": s.name, "kind": "cron", "fired": s.fired} for s in self.sources],
@@ -217,10 +237,13 @@ class Platform:
             "name": function.name,
             "mode": function.spec.mode,
             "signature": self.templates[function.name].signature,
+            "template": self.templates[function.name].pid,
         }
         if isinstance(destination, ServicePool):
             info["replicas"] = [asdict(r) for r in destination.replicas.values()]
             info.update(asdict(destination.stats))
         else:
-            info["running"] = [{"pid": pid, "run": run.id} for pid, run in destination.running.items()]
+            info["running"] = [
+                {"pid": pid, "run": run.id} for pid, run in destination.running.items()
+            ]
         return info

@@ -23,8 +23,8 @@ from cumulo.errors import WorkerStartError
 from cumulo.events.cloudevent import binary_http
 from cumulo.events.event import Event
 from cumulo.events.outcome import Outcome, RetryLater, Success
-from cumulo.runtimes.local.invoke import outcome_from_response
 from cumulo.runtimes.local.template import Template
+from cumulo.runtimes.worker.contract import outcome_from_response
 from cumulo.spec.models import Function
 
 log = logging.getLogger("cumulo.pool")
@@ -62,6 +62,7 @@ class ServicePool:
         self._stopping: set[int] = set()
         self._start_error: Exception | None = None
         self._changed = asyncio.Condition()
+        self._spawning: set[asyncio.Task[None]] = set()
 
     @property
     def name(self) -> str:
@@ -75,10 +76,15 @@ class ServicePool:
         """Send one event in binary mode; the worker's answer as an outcome."""
         headers, body = binary_http(event)
         try:
-            async with self.replica() as replica, self.session.post(
-                replica.url + "/", data=body, headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
+            async with (
+                self.replica() as replica,
+                self.session.post(
+                    replica.url + "/",
+                    data=body,
+                    headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                ) as response,
+            ):
                 outcome = outcome_from_response(
                     response.status, response.headers, await response.read()
                 )
@@ -115,7 +121,9 @@ class ServicePool:
                     return min(free, key=lambda r: r.inflight)
                 if len(self.replicas) + self._starting < self.scale.max:
                     self._starting += 1
-                    asyncio.create_task(self._spawn(counted=True))
+                    spawning = asyncio.create_task(self._spawn(counted=True))
+                    self._spawning.add(spawning)
+                    spawning.add_done_callback(self._spawning.discard)
                 elif self._start_error and not self.replicas and not self._starting:
                     raise WorkerStartError(str(self._start_error))
                 await self._changed.wait()

@@ -21,6 +21,8 @@ from cumulo.errors import WorkerStartError
 log = logging.getLogger("cumulo.template")
 
 START_TIMEOUT_SECONDS = 60.0
+RESTART_DELAY_SECONDS = 0.5
+MAX_RESTART_DELAY_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,12 @@ class Template:
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._restarter: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self.alive and self._process else None
 
     @property
     def alive(self) -> bool:
@@ -66,7 +74,10 @@ class Template:
 
     async def start(self) -> None:
         self._process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "cumulo.runtimes.local.forkserver", self.config.to_json(),
+            sys.executable,
+            "-m",
+            "cumulo.runtimes.local.forkserver",
+            self.config.to_json(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, **dict(self.config.env)},
@@ -95,6 +106,7 @@ class Template:
     async def stop(self) -> None:
         if self._process is None:
             return
+        self._stopping = True
         if self._process.stdin and not self._process.stdin.is_closing():
             self._process.stdin.close()  # the template kills its children and exits
         try:
@@ -102,8 +114,9 @@ class Template:
         except TimeoutError:
             self._process.kill()
             await self._process.wait()
-        if self._reader:
-            self._reader.cancel()
+        for task in (self._reader, self._restarter):
+            if task:
+                task.cancel()
 
     async def _request(self, command: dict[str, Any]) -> dict[str, Any]:
         if not self.alive:
@@ -128,5 +141,25 @@ class Template:
                 future.set_result(reply)
         for future in self._waiting.values():
             if not future.done():
-                future.set_exception(WorkerStartError(f"function {self.config.name}: template died"))
-        log.warning("template of %s exited (code %s)", self.config.name, self._process.returncode)
+                future.set_exception(
+                    WorkerStartError(f"function {self.config.name}: template died")
+                )
+        if not self._stopping:
+            log.warning(
+                "template of %s exited (code %s); restarting it",
+                self.config.name,
+                self._process.returncode,
+            )
+            self._restarter = asyncio.create_task(self._restart())
+
+    async def _restart(self) -> None:
+        """Start the template again, backing off while it keeps failing."""
+        delay = RESTART_DELAY_SECONDS
+        while not self._stopping:
+            await asyncio.sleep(delay)
+            try:
+                await self.start()
+                return
+            except (WorkerStartError, OSError, TimeoutError) as e:
+                log.error("template of %s could not restart: %s", self.config.name, e)
+                delay = min(delay * 2, MAX_RESTART_DELAY_SECONDS)

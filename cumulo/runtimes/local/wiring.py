@@ -22,7 +22,7 @@ def bus_url(bus: EventBus, root: Path, state: Path, settings: Settings) -> str:
     if url is None:
         return f"{SQLITE_PREFIX}{(state / 'bus.db').resolve()}"
     if url.startswith(SQLITE_PREFIX) and not url.startswith(SQLITE_PREFIX + "/"):
-        return f"{SQLITE_PREFIX}{(root / url[len(SQLITE_PREFIX):]).resolve()}"
+        return f"{SQLITE_PREFIX}{(root / url[len(SQLITE_PREFIX) :]).resolve()}"
     return url
 
 

@@ -136,7 +136,10 @@ def outcome_from_response(status: int, headers: Mapping[str, str], body: bytes) 
     """
     lowered = {name.lower(): value for name, value in headers.items()}
     if 200 <= status < 300:
-        return Success(_replies_in(lowered, body) if status != 204 else [])
+        try:
+            return Success(_replies_in(lowered, body) if status != 204 else [])
+        except InvalidEventError as e:
+            return Failure("InvalidReply", f"the function replied with an invalid event: {e}")
     error_type, detail = _error_in(status, lowered, body)
     if status in (408, 429, 503):
         return RetryLater(error_type, detail, _retry_delay(lowered))
