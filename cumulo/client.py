@@ -9,17 +9,19 @@ wait there, durable, for the next ``cumulo up``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cumulo.config import Settings
 from cumulo.errors import BusUnavailableError, CumuloError, PlatformNotRunningError
-from cumulo.events.bus import BusSettings, bus_from_url
+from cumulo.events.bus.base import Bus
 from cumulo.events.event import Event, new_event, to_json
 
 CLI_SOURCE = "/cumulo/cli"
@@ -124,18 +126,28 @@ class Client:
             raise GatewayError(answer)
 
     async def _publish_to_bus(self, events: list[Event], topic: str) -> None:
-        from cumulo.runtimes.local.wiring import bus_url
+        async with self._open_bus() as bus:
+            await bus.publish(topic, events)
+
+    async def _read_bus(self, topic: str, after: int, limit: int) -> list[dict[str, Any]]:
+        from cumulo.runtimes.local.wiring import message_json
+
+        async with self._open_bus() as bus:
+            return [message_json(m) for m in await bus.read(topic, after=after, limit=limit)]
+
+    @contextlib.asynccontextmanager
+    async def _open_bus(self) -> AsyncIterator[Bus]:
+        """The project's default bus, opened directly (only while `cumulo up` is not running)."""
+        from cumulo.runtimes.local.wiring import open_bus
         from cumulo.spec import load_project
 
         project = load_project(self.project_dir)
-        resource = project.buses["default"]
-        url = bus_url(resource, project.root, self.state, self.settings)
-        bus = bus_from_url(url, BusSettings(resource.spec.dedup_window, resource.spec.retention))
+        bus = open_bus(project.buses["default"], project.root, self.state, self.settings)
         try:
             await bus.start()
-            await bus.publish(topic, events)
+            yield bus
         except OSError as e:
-            raise BusUnavailableError("cannot open the bus", address=url) from e
+            raise BusUnavailableError("cannot open the bus", address=bus.url) from e
         finally:
             await bus.close()
 
@@ -145,6 +157,9 @@ class Client:
     def events(
         self, topic: str = "default", after: int = 0, limit: int = 100
     ) -> list[dict[str, Any]]:
+        """Events of a topic in offset order, from the gateway or straight from the bus."""
+        if self.gateway_url() is None:
+            return asyncio.run(self._read_bus(topic, after, limit))
         answer = self.request("GET", f"/api/events?topic={topic}&after={after}&limit={limit}")
         if answer.status != 200:
             raise GatewayError(answer)

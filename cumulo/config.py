@@ -28,9 +28,9 @@ class Settings(BaseSettings):
         default=None, description="Default bus when the project declares none."
     )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
-    dedup_window: float = Field(default=600.0, ge=0, description="Seconds; 0 turns dedup off.")
-    retention: float = Field(default=7 * 86400.0, gt=0, description="Seconds events are kept.")
-    sqlite_synchronous: str = Field(default="FULL", pattern="^(FULL|NORMAL|OFF)$")
+    sqlite_synchronous: str = Field(
+        default="FULL", pattern="^(FULL|NORMAL|OFF)$", description="For SQLite buses."
+    )
     log_level: str = "INFO"
 
     def state_path(self, project_dir: Path) -> Path:

@@ -15,7 +15,6 @@ import time
 from typing import TYPE_CHECKING
 
 import aiohttp
-import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -27,10 +26,10 @@ from cumulo.errors import (
     PayloadTooLargeError,
     WorkerStartError,
 )
-from cumulo.events.bus.base import Message
 from cumulo.events.cloudevent import events_from_http
-from cumulo.events.event import Event, to_json
+from cumulo.events.event import Event
 from cumulo.runtimes.local.jobs import JobRunner
+from cumulo.runtimes.local.wiring import message_json
 from cumulo.runtimes.worker import contract
 
 if TYPE_CHECKING:
@@ -217,12 +216,3 @@ class Gateway:
             from_time=ask.get("fromTime"),
         )
         return JSONResponse({"replayed": count})
-
-
-def message_json(message: Message) -> dict[str, object]:
-    return {
-        "offset": message.offset,
-        "topic": message.topic,
-        "publishedAt": message.published_at,
-        "event": orjson.loads(to_json(message.event)),
-    }

@@ -21,7 +21,6 @@ import uvicorn
 
 from cumulo.config import Settings
 from cumulo.errors import RuntimeFailure
-from cumulo.events.bus import BusSettings, bus_from_url
 from cumulo.events.bus.base import Bus
 from cumulo.events.dispatcher import TriggerDispatcher
 from cumulo.events.sources.cron import CronSource
@@ -31,7 +30,7 @@ from cumulo.runtimes.local.jobs import JobRunner
 from cumulo.runtimes.local.pool import ServicePool
 from cumulo.runtimes.local.runs import RunStore
 from cumulo.runtimes.local.template import Template, TemplateConfig
-from cumulo.runtimes.local.wiring import bus_url, source_triggers
+from cumulo.runtimes.local.wiring import open_bus, source_triggers
 from cumulo.spec import Project
 from cumulo.spec.models import Function
 
@@ -94,9 +93,7 @@ class Platform:
 
     async def _start_buses(self) -> None:
         for name, resource in self.project.buses.items():
-            url = bus_url(resource, self.project.root, self.state, self.settings)
-            settings = BusSettings(resource.spec.dedup_window, resource.spec.retention)
-            bus = bus_from_url(url, settings)
+            bus = open_bus(resource, self.project.root, self.state, self.settings)
             await bus.start()
             self.buses[name] = bus
 

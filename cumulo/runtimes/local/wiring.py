@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
+
 from cumulo.config import Settings
+from cumulo.events.bus import Bus, BusSettings, bus_from_url
+from cumulo.events.bus.base import Message
+from cumulo.events.event import to_json
 from cumulo.events.sources import source_uri
 from cumulo.spec import Project
 from cumulo.spec.models import EventBus, Filter, Metadata, Trigger, TriggerSpec
@@ -26,6 +31,13 @@ def bus_url(bus: EventBus, root: Path, state: Path, settings: Settings) -> str:
     return url
 
 
+def open_bus(bus: EventBus, root: Path, state: Path, settings: Settings) -> Bus:
+    """The bus backend for a resource (not started yet)."""
+    url = bus_url(bus, root, state, settings)
+    extra = {"synchronous": settings.sqlite_synchronous} if url.startswith(SQLITE_PREFIX) else {}
+    return bus_from_url(url, BusSettings(bus.spec.dedup_window, bus.spec.retention, extra))
+
+
 def source_triggers(project: Project) -> dict[str, Trigger]:
     """A trigger for each source whose sink names a function directly."""
     triggers = {}
@@ -44,3 +56,13 @@ def source_triggers(project: Project) -> dict[str, Trigger]:
             ),
         )
     return triggers
+
+
+def message_json(message: Message) -> dict[str, object]:
+    """A message as the admin API and the CLI show it (the event in the JSON format)."""
+    return {
+        "offset": message.offset,
+        "topic": message.topic,
+        "publishedAt": message.published_at,
+        "event": orjson.loads(to_json(message.event)),
+    }

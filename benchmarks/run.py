@@ -1,0 +1,49 @@
+"""Run every benchmark and print one table:  python benchmarks/run.py [bus|worker|platform ...]
+
+Goals are those of the embedded platform (docs/benchmarks.md); a goal missed is
+a figure to print, not a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from benchmarks import bench_bus, bench_platform, bench_worker  # noqa: E402
+
+
+def bus_rows() -> list[dict[str, object]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        return asyncio.run(bench_bus.run(tmp))
+
+
+SUITES = {"bus": bus_rows, "worker": bench_worker.run, "platform": bench_platform.run}
+
+
+def machine() -> str:
+    cpus = len(__import__("os").sched_getaffinity(0))
+    return f"{platform.machine()}, {cpus} CPUs, Python {platform.python_version()}"
+
+
+def main(names: list[str]) -> None:
+    console = Console()
+    table = Table("suite", "benchmark", "value", "unit", title=f"Cumulo benchmarks ({machine()})")
+    for name in names or list(SUITES):
+        with console.status(f"running {name} benchmarks…"):
+            rows = SUITES[name]()
+        for row in rows:
+            table.add_row(name, str(row["benchmark"]), f"{row['value']:,}", str(row["unit"]))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
