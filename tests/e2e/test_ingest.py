@@ -85,3 +85,30 @@ def test_oversized_body_is_refused_with_413(platform_factory, tmp_path):
     answer = platform.publish([big])
     assert answer.status == 413
     assert "1024" in problem_of(answer)["detail"]
+
+
+def test_a_bus_that_cannot_write_gives_503_and_loses_nothing(platform_factory, tmp_path):
+    import sqlite3
+
+    folder = write_project(tmp_path / "p", {
+        **PROJECT,
+        "bus.yaml": "apiVersion: cumulo.dev/v1alpha1\nkind: EventBus\nmetadata: {name: default}\n"
+                    "spec: {url: 'sqlite:///events.db?busy_timeout=0.2'}\n",
+    })
+    platform = platform_factory(folder)
+    assert platform.publish([cloudevent("test.before", None, id="before")]).status == 202
+
+    blocker = sqlite3.connect(folder / "events.db", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+    try:
+        refused = platform.publish([cloudevent("test.during", None, id="during")])
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+    assert refused.status == 503
+    assert refused.headers["retry-after"] == "1"
+    assert "events.db" in problem_of(refused)["detail"]
+    assert platform.publish([cloudevent("test.after", None, id="after")]).status == 202
+    ids = [m["event"]["id"] for m in platform.events("default")]
+    assert ids == ["before", "after"]
