@@ -45,25 +45,19 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
     declared = declared_length(scope)
     if declared is not None and declared > limit:
         raise PayloadTooLargeError([f"the body is {declared} bytes; the limit is {limit}"])
-    message = await receive()
-    if not message.get("more_body"):
-        return message.get("body", b"") if message["type"] == "http.request" else None
-    return await _read_chunks(message, receive, limit)
-
-
-async def _read_chunks(first: Message, receive: Receive, limit: int) -> bytes | None:
-    chunks = [first.get("body", b"")]
-    size = len(chunks[0])
-    message = first
-    while message.get("more_body"):
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
         message = await receive()
         if message["type"] != "http.request":
             return None
         chunks.append(message.get("body", b""))
         size += len(chunks[-1])
-        if size > limit:
+        if size > limit:  # a chunked body has no declared length: count what arrives
             raise PayloadTooLargeError([f"the body exceeds the limit of {limit} bytes"])
-    return b"".join(chunks)
+        more = bool(message.get("more_body"))
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def encode_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> Headers:

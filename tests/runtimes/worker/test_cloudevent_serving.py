@@ -253,3 +253,4 @@ def test_chunked_bodies_are_read_and_limited(serve) -> None:
 
     assert send([body[:3], body[3:]]) == 200
     assert send([b" " * 3000, b" " * 3000]) == 413
+    assert send([b" " * 6000]) == 413  # one chunk, read in one receive()
