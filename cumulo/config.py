@@ -7,6 +7,7 @@ caller; nothing writes to ``os.environ``.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,3 +45,30 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
     port: int = Field(default=8080, ge=0, le=65535, validation_alias="PORT")
+
+
+class FunctionSettings(BaseSettings):
+    """What a function learns from its platform: who it is, its params, where state lives.
+
+    ``cumulo up`` passes these to every worker it starts; a cluster Deployment
+    sets the same variables.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CUMULO_", extra="ignore")
+
+    function: str = Field(default="", description="The function's name.")
+    params: dict[str, Any] = Field(default={}, description="spec.params, as JSON.")
+    state_dir: Path = Field(default=Path(STATE_DIR_NAME), description="The platform's state.")
+    models_db: Path | None = Field(default=None, description="Default: STATE_DIR/models.db.")
+    artifacts_url: str | None = Field(
+        default=None, description="A folder or s3://bucket/prefix; default: STATE_DIR/artifacts."
+    )
+    s3_endpoint_url: str | None = Field(default=None, description="For S3-compatible stores.")
+
+    @property
+    def models_path(self) -> Path:
+        return self.models_db or self.state_dir / "models.db"
+
+    @property
+    def artifacts(self) -> str:
+        return self.artifacts_url or str(self.state_dir / "artifacts")

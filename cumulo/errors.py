@@ -115,3 +115,30 @@ class FunctionNotFoundError(RuntimeFailure):
 
 class PlatformNotRunningError(RuntimeFailure):
     """The command needs ``cumulo up`` running, and it is not."""
+
+
+# --- the ML lifecycle -------------------------------------------------------------
+
+
+class MLError(CumuloError):
+    """Base of the errors raised by the ML capability functions."""
+
+
+class ModelNotFoundError(MLError):
+    """No such model, or no such version of it."""
+
+
+class NoChampionError(MLError):
+    """The model has no champion (nothing was promoted, or rollback has nowhere to go)."""
+
+
+class DatasetError(MLError):
+    """A dataset could not be read, or it does not have what training needs."""
+
+
+class ArtifactError(MLError):
+    """An artifact could not be stored or fetched."""
+
+
+class AlertDeliveryError(MLError):
+    """An alert channel refused the alert or could not be reached."""

@@ -147,6 +147,7 @@ def function(
     timeout: float | str | None = None,
     signature: Literal["http", "cloudevent"] | None = None,
     env: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
     resources: Resources | Mapping[str, Any] | None = None,
     registry: Registry | None = None,
 ) -> Any:
@@ -166,6 +167,7 @@ def function(
         timeout=timeout,
         signature=signature,
         env=dict(env) if env is not None else None,
+        params=dict(params) if params is not None else None,
         resources=resources,
     )
     target_registry = registry if registry is not None else default_registry()

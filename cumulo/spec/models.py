@@ -212,6 +212,9 @@ class FunctionSpec(Model):
     resources: Resources = Resources()
     timeout: Duration = 300.0
     env: dict[str, str] = {}
+    params: dict[str, Any] = Field(
+        default={}, description="Settings the function reads (CUMULO_PARAMS): hyper-parameters."
+    )
     secrets: list[SecretRef] = []
     build: Build = Build()
 

@@ -8,7 +8,7 @@ real stdout and stderr go to the function's log, so ``print`` in user code
 cannot garble the protocol).
 
     → {"op": "spawn", "id": 1}                        ← {"id": 1, "pid": 4242, "port": 40123}
-    → {"op": "job", "id": 2, "event": P, "result": P, "log": P}
+    → {"op": "job", "id": 2, "event": P, "result": P, "log": P, "run": RUN_ID}
                                                        ← {"id": 2, "pid": 4243}
                                                        ← {"exited": 4242, "code": -9}
 
@@ -89,6 +89,7 @@ class ForkServer:
                 name=self.config["name"],
                 event_path=Path(command["event"]),
                 result_path=Path(command["result"]),
+                run_id=command.get("run"),
             )
 
         pid = self.fork(run, command["log"])

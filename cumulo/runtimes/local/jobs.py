@@ -60,7 +60,7 @@ class JobRunner:
         folder = Path(run.log).parent
         event_path, result_path = folder / "event.json", folder / "result.json"
         event_path.write_bytes(to_json(event))
-        pid = await self.template.start_job(event_path, result_path, Path(run.log))
+        pid = await self.template.start_job(event_path, result_path, Path(run.log), run.id)
         self.running[pid] = run
         try:
             code = await asyncio.wait_for(asyncio.shield(self._exit_of(pid)), timeout)

@@ -106,7 +106,7 @@ class Platform:
             signature=function.spec.signature,
             concurrency=function.spec.scale.concurrency,
             max_body_bytes=self.settings.max_body_bytes,
-            env=tuple(function.spec.env.items()),
+            env=tuple(self._function_env(function).items()),
         )
         template = Template(config, on_exit=lambda pid, code: destination.on_exit(pid, code))
         destination: ServicePool | JobRunner
@@ -119,6 +119,15 @@ class Platform:
         await template.start()
         if isinstance(destination, ServicePool):
             await destination.start()
+
+    def _function_env(self, function: Function) -> dict[str, str]:
+        """What the platform tells a function (:class:`~cumulo.config.FunctionSettings`)."""
+        platform = {
+            "CUMULO_FUNCTION": function.name,
+            "CUMULO_STATE_DIR": str(self.state.resolve()),
+            "CUMULO_PARAMS": json.dumps(function.spec.params),
+        }
+        return {**platform, **function.spec.env}
 
     def _start_dispatchers(self) -> None:
         triggers = {**self.project.triggers, **source_triggers(self.project)}

@@ -97,9 +97,15 @@ class Template:
         reply = await self._request({"op": "spawn"})
         return reply["pid"], reply["port"]
 
-    async def start_job(self, event: Path, result: Path, log_path: Path) -> int:
+    async def start_job(self, event: Path, result: Path, log_path: Path, run_id: str) -> int:
         reply = await self._request(
-            {"op": "job", "event": str(event), "result": str(result), "log": str(log_path)}
+            {
+                "op": "job",
+                "event": str(event),
+                "result": str(result),
+                "log": str(log_path),
+                "run": run_id,
+            }
         )
         return int(reply["pid"])
 

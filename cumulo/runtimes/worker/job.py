@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from cumulo.context import running
 from cumulo.errors import InvalidEventError, TargetError
 from cumulo.events.cloudevent import binary_http
 from cumulo.events.event import Event, from_json
@@ -100,15 +101,18 @@ def job_main(
     result_path: Path,
     name: str,
     signature: str | None = None,
+    run_id: str | None = None,
 ) -> int:
     """Run the event in ``event_path`` through ``target``; write the outcome; the exit code.
 
-    ``target`` is ``module:attr`` (imported from ``source_dir``) or the function itself.
+    ``target`` is ``module:attr`` (imported from ``source_dir``) or the function itself;
+    ``run_id`` is what :func:`cumulo.context.current_run_id` answers inside it.
     """
     try:
         fn = target if callable(target) else load_target(target, source_dir)
         event = from_json(Path(event_path).read_bytes())
-        outcome = run_job(fn, signature=signature, name=name, event=event)
+        with running(run_id):
+            outcome = run_job(fn, signature=signature, name=name, event=event)
     except TargetError as e:
         outcome = Failure(type(e).__name__, str(e), permanent=False)
     except InvalidEventError as e:

@@ -1,0 +1,8 @@
+"""Fixtures for real servers (tests/servers/) are available to every test."""
+
+pytest_plugins = [
+    "tests.servers.minio",
+    "tests.servers.redis",
+    "tests.servers.nats",
+    "tests.servers.mail",
+]
