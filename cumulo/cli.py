@@ -137,17 +137,45 @@ def publish(
     source: Annotated[str, typer.Option()] = "/cumulo/cli",
     subject: Annotated[str | None, typer.Option()] = None,
     topic: Annotated[str, typer.Option()] = "default",
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", "-f", help="Then follow the ML chain it starts until deployed, rejected or failed."
+        ),
+    ] = False,
+    timeout: Annotated[float | None, typer.Option(help="With --follow: give up after this.")] = None,
     project: DirOption = Path("."),
 ) -> None:
     """Publish one event (through the gateway, or straight to the bus when not up)."""
     client = Client(project)
     try:
+        start = last_offset(client, topic) if follow else 0
         event = client.publish(
             type, parse_json(data, "--data"), source=source, subject=subject, topic=topic
         )
     except CumuloError as e:
         raise fail(str(e)) from e
     console.print(f"published {event.type} [dim]id={event.id}[/dim]")
+    if follow:
+        from cumulo.watch import CHAIN_ENDS, Watch
+
+        follow_events(client, Watch(console, CHAIN_ENDS, chain=event.id), topic, start, timeout)
+
+
+def follow_events(
+    client: Client, watching: Any, topic: str, after: int, timeout: float | None
+) -> None:
+    """Run a :class:`~cumulo.watch.Watch` over a topic; exit 1 on timeout."""
+    try:
+        done = watching.follow(
+            lambda offset: client.events(topic, after=offset, limit=500), after, timeout
+        )
+    except CumuloError as e:
+        raise fail(str(e)) from e
+    except KeyboardInterrupt:
+        return
+    if not done:
+        raise fail(f"nothing ended the watch within {timeout:g}s")
 
 
 @app.command()
@@ -208,6 +236,26 @@ def events(
         raise fail(str(e)) from e
     except KeyboardInterrupt:
         return
+
+
+@app.command()
+def watch(
+    until: Annotated[
+        list[str], typer.Option(help="Stop when an event of this type arrives (repeatable).")
+    ] = [],  # noqa: B006
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+    topic: Annotated[str, typer.Option()] = "default",
+    project: DirOption = Path("."),
+) -> None:
+    """Follow the ML chain: a progress bar per training run, a line per lifecycle event."""
+    from cumulo.watch import Watch
+
+    client = Client(project)
+    try:
+        start = last_offset(client, topic)
+    except CumuloError as e:
+        raise fail(str(e)) from e
+    follow_events(client, Watch(console, until), topic, start, timeout)
 
 
 def last_offset(client: Client, topic: str) -> int:

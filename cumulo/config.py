@@ -58,6 +58,7 @@ class FunctionSettings(BaseSettings):
 
     function: str = Field(default="", description="The function's name.")
     params: dict[str, Any] = Field(default={}, description="spec.params, as JSON.")
+    project_dir: Path = Field(default=Path("."), description="Relative data paths start here.")
     state_dir: Path = Field(default=Path(STATE_DIR_NAME), description="The platform's state.")
     models_db: Path | None = Field(default=None, description="Default: STATE_DIR/models.db.")
     artifacts_url: str | None = Field(

@@ -59,8 +59,10 @@ class FunctionContext:
         return artifact_store(self.settings.artifacts, endpoint_url=self.settings.s3_endpoint_url)
 
     def fetch(self, uri: str) -> LocalFile:
-        """A local copy of a dataset or artifact URI."""
+        """A local copy of a dataset or artifact URI; relative paths are the project's."""
         cache = self.settings.state_dir / "cache"
+        if "://" not in uri and not Path(uri).is_absolute():
+            uri = str(self.settings.project_dir / uri)
         return local_copy(uri, cache, endpoint_url=self.settings.s3_endpoint_url)
 
     def params(self, model: type[P], event: Any = None) -> P:

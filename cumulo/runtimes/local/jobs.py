@@ -12,12 +12,15 @@ import contextlib
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import orjson
 
+from cumulo.errors import CumuloError
 from cumulo.events.event import Event, from_envelope, to_json
 from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
+from cumulo.functions.lineage import RUN_FAILED, Lineage, lineage_event
 from cumulo.runtimes.local.runs import Run, RunStore
 from cumulo.runtimes.local.template import Template
 from cumulo.spec.models import Function
@@ -35,11 +38,20 @@ def run_status(outcome: Outcome) -> tuple[str, str | None]:
     return ("retrying" if isinstance(outcome, RetryLater) else "failed"), error
 
 
+Announce = Callable[[Event], Awaitable[object]]
+LOG_TAIL_LINES = 40
+
+
 class JobRunner:
-    def __init__(self, function: Function, template: Template, runs: RunStore):
+    """Runs a job function's events; a failed run is announced as ``dev.cumulo.run.failed``."""
+
+    def __init__(
+        self, function: Function, template: Template, runs: RunStore, announce: Announce
+    ):
         self.function = function
         self.template = template
         self.runs = runs
+        self.announce = announce
         self.running: dict[int, Run] = {}
         self._slots = asyncio.Semaphore(function.spec.scale.max)
         self._exits: dict[int, asyncio.Future[int]] = {}
@@ -54,7 +66,16 @@ class JobRunner:
             outcome, code = await self._run(run, event, timeout)
             status, error = run_status(outcome)
             await asyncio.to_thread(self.runs.finish, run.id, status, code, error)
+            if isinstance(outcome, Failure):
+                await self._announce_failure(run, event, outcome)
             return outcome
+
+    async def _announce_failure(self, run: Run, event: Event, failure: Failure) -> None:
+        announcement = run_failed_event(self.name, run, event, failure)
+        try:
+            await self.announce(announcement)
+        except CumuloError as e:  # the failure itself is still settled by the dispatcher
+            log.warning("run %s: could not announce its failure: %s", run.id, e)
 
     async def _run(self, run: Run, event: Event, timeout: float) -> tuple[Outcome, int | None]:
         folder = Path(run.log).parent
@@ -95,3 +116,28 @@ def read_result(path: Path, code: int) -> Outcome:
     if result["status"] == "retry":
         return RetryLater(result["errorType"], result["message"], result.get("delay"))
     return Failure(result["errorType"], result["message"], bool(result.get("permanent")))
+
+
+def run_failed_event(function: str, run: Run, event: Event, failure: Failure) -> Event:
+    """``dev.cumulo.run.failed``: what failed, why, the log's tail and the chain's lineage."""
+    data = {
+        "function": function,
+        "run": run.id,
+        "event": event.id,
+        "eventType": event.type,
+        "errorType": failure.error_type,
+        "message": failure.message,
+        "permanent": failure.permanent,
+        "logTail": log_tail(Path(run.log)),
+    }
+    lineage = Lineage.of(event).with_(run_id=run.id)
+    return lineage_event(RUN_FAILED, function, data, lineage, subject=function)
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a log (a whole log is read: run logs are small)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

@@ -23,6 +23,7 @@ from cumulo.config import Settings
 from cumulo.errors import RuntimeFailure
 from cumulo.events.bus.base import Bus
 from cumulo.events.dispatcher import TriggerDispatcher
+from cumulo.events.event import Event
 from cumulo.events.sources.cron import CronSource
 from cumulo.runtimes.local.checkpoints import SqliteCheckpoints
 from cumulo.runtimes.local.gateway import Gateway
@@ -111,7 +112,8 @@ class Platform:
         template = Template(config, on_exit=lambda pid, code: destination.on_exit(pid, code))
         destination: ServicePool | JobRunner
         if function.spec.mode == "job":
-            destination = JobRunner(function, template, runs)
+            announce = functools.partial(self._publish_one, "default", "default")
+            destination = JobRunner(function, template, runs, announce)
         else:
             destination = ServicePool(function, template, session)
         self.templates[function.name] = template
@@ -120,10 +122,14 @@ class Platform:
         if isinstance(destination, ServicePool):
             await destination.start()
 
+    async def _publish_one(self, bus: str, topic: str, event: Event) -> None:
+        await self.buses[bus].publish(topic, [event])
+
     def _function_env(self, function: Function) -> dict[str, str]:
         """What the platform tells a function (:class:`~cumulo.config.FunctionSettings`)."""
         platform = {
             "CUMULO_FUNCTION": function.name,
+            "CUMULO_PROJECT_DIR": str(self.project.root.resolve()),
             "CUMULO_STATE_DIR": str(self.state.resolve()),
             "CUMULO_PARAMS": json.dumps(function.spec.params),
         }
