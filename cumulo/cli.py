@@ -19,12 +19,14 @@ from cumulo.client import Client, GatewayError
 from cumulo.config import Settings
 from cumulo.errors import CumuloError, SpecError
 from cumulo.events.event import new_event, to_json
+from cumulo.models_cli import app as models_app
 
 app = typer.Typer(
     help="Serverless, event-driven functions for the ML lifecycle.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(models_app, name="models")
 console = Console()
 errors = Console(stderr=True)
 
@@ -99,6 +101,8 @@ def print_ready(platform: Any) -> None:
     for dispatcher in platform.dispatchers:
         spec = dispatcher.trigger.spec
         console.print(f"  trigger  [magenta]{dispatcher.trigger.name}[/magenta] → {spec.function}")
+    for name in platform.webhooks:
+        console.print(f"  source   [yellow]{name}[/yellow]  POST {platform.url}/sources/{name}")
     console.print(f"  events   POST {platform.url}/events   (Ctrl-C stops)")
 
 
@@ -380,6 +384,33 @@ def replay(
     except CumuloError as e:
         raise fail(str(e)) from e
     console.print(f"replaying {answer.json()['replayed']} event(s)")
+
+
+source_app = typer.Typer(help="Event sources.", no_args_is_help=True)
+app.add_typer(source_app, name="source")
+
+
+@source_app.command("run")
+def source_run(
+    name: Annotated[str, typer.Argument(help="The EventSource to run.")],
+    project: DirOption = Path("."),
+    host: Annotated[str, typer.Option()] = "0.0.0.0",
+    port: Annotated[int | None, typer.Option(help="Default: $PORT, else 8080.")] = None,
+) -> None:
+    """Run one event source as its own process (a cluster Deployment's entrypoint)."""
+    from cumulo.config import WorkerSettings
+    from cumulo.runtimes.local import source_process
+    from cumulo.spec import load_project
+
+    chosen = port if port is not None else WorkerSettings().port
+    settings = Settings().model_copy(update={"host": host, "port": chosen})
+    logging.basicConfig(level=settings.log_level, format="%(name)s: %(message)s")
+    try:
+        source_process.main(load_project(project), name, settings)
+    except SpecError as e:
+        raise fail(str(e), 2) from e
+    except CumuloError as e:
+        raise fail(str(e)) from e
 
 
 def main() -> None:

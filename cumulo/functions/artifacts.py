@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import shutil
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,7 +48,9 @@ class LocalArtifactStore(ArtifactStore):
         self.url = str(self.root)
 
     def put(self, key: str, source: Path) -> str:
-        target = self.root / key
+        target = (self.root / key).resolve()
+        if not target.is_relative_to(self.root):
+            raise ArtifactError(f"artifact key {key!r} leaves the store {self.root}")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(source, target)
@@ -88,12 +91,18 @@ def local_copy(uri: str, cache: Path, *, endpoint_url: str | None = None) -> Loc
     with s3_errors(f"cannot read {uri}"):
         head = client.head_object(Bucket=bucket, Key=key)
         version = head.get("VersionId") or head.get("ETag", "").strip('"') or None
-        target = cache / hashlib.sha256(f"{uri}@{version}".encode()).hexdigest()[:32] / Path(key).name
+        target = (
+            cache / hashlib.sha256(f"{uri}@{version}".encode()).hexdigest()[:32] / Path(key).name
+        )
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_suffix(target.suffix + ".part")
-            client.download_file(bucket, key, str(partial))
-            partial.replace(target)
+            # A name of its own, so that workers sharing the cache don't trip on each other.
+            partial = target.with_name(f"{target.name}.{uuid.uuid4().hex[:12]}.part")
+            try:
+                client.download_file(bucket, key, str(partial))
+                partial.replace(target)
+            finally:
+                partial.unlink(missing_ok=True)
     return LocalFile(target, version)
 
 
@@ -122,8 +131,11 @@ def s3_errors(doing: str) -> Iterator[None]:
     try:
         yield
     except Exception as e:
+        from boto3.exceptions import Boto3Error
         from botocore.exceptions import BotoCoreError, ClientError
 
-        if isinstance(e, (BotoCoreError, ClientError)):
+        # boto3's transfers wrap the client's errors in their own (S3UploadFailedError,
+        # RetriesExceededError); OSError: a missing source file, an unwritable cache.
+        if isinstance(e, (BotoCoreError, ClientError, Boto3Error, OSError)):
             raise ArtifactError(f"{doing}: {e}") from e
         raise

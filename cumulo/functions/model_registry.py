@@ -73,8 +73,12 @@ class ModelRegistry:
     def __init__(self, path: Path | str):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._transaction() as db:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:  # executescript commits on its own: not inside _transaction()
+            db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
+        finally:
+            db.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
