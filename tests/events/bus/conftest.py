@@ -1,8 +1,9 @@
 """Fixtures for the bus contract suite: one ``bus`` per backend.
 
 A new backend joins the suite by adding its name to ``BACKENDS`` and a branch to
-:func:`build_bus` (a server-backed one would also start its server, as a
-session fixture, and skip when it cannot).
+:func:`build_bus`. Server-backed ones (redis, nats) use the session servers of
+``tests/servers`` (started only when a test of theirs runs; a missing server
+binary fails, never skips); each bus gets a clean namespace on that server.
 """
 
 from __future__ import annotations
@@ -15,13 +16,22 @@ import pytest
 
 from cumulo.events.bus import Bus, BusSettings, bus_from_url
 from cumulo.testing import MemoryBus
+from tests.servers.broker import BrokerProcess
+from tests.servers.nats import delete_nats_streams, nats_url
+from tests.servers.redis import redis_url
 
-BACKENDS = ["sqlite", "memory"]
+BACKENDS = ["sqlite", "memory", "redis", "nats"]
+SERVER_BACKENDS = ["redis", "nats"]
 
 MakeBus = Callable[..., Awaitable[Bus]]
 
 
-def build_bus(backend: str, folder: Path, settings: BusSettings) -> Bus:
+def build_bus(
+    backend: str, folder: Path, settings: BusSettings, servers: Servers | None = None
+) -> Bus:
+    if backend in SERVER_BACKENDS:
+        assert servers is not None
+        return bus_from_url(servers.url(backend), settings)
     if backend == "sqlite":
         return bus_from_url(f"sqlite:///{folder / 'bus.db'}", settings)
     if backend == "memory":
@@ -34,8 +44,50 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+class Servers:
+    """Clean namespaces on the session servers, one per bus a test makes."""
+
+    def __init__(self, request: pytest.FixtureRequest):
+        self._request = request
+        self._made = count()
+
+    def server(self, backend: str) -> BrokerProcess:
+        server: BrokerProcess = self._request.getfixturevalue(f"{backend}_server")
+        return server
+
+    def url(self, backend: str) -> str:
+        server, n = self.server(backend), next(self._made)
+        if backend == "redis":
+            url = redis_url(server, db=n + 1)
+            flush_redis(url)
+            return url
+        return nats_url(server, prefix=f"t{n}")
+
+    async def clean(self, backend: str) -> None:
+        if backend == "nats":
+            await delete_nats_streams(nats_url(self.server(backend)))
+
+
+def flush_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
 @pytest.fixture
-async def make_bus(backend: str, tmp_path: Path) -> AsyncIterator[MakeBus]:
+async def servers(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Servers]:
+    made = Servers(request)
+    if backend in SERVER_BACKENDS:
+        await made.clean(backend)
+    yield made
+
+
+@pytest.fixture
+async def make_bus(backend: str, tmp_path: Path, servers: Servers) -> AsyncIterator[MakeBus]:
     """Start a bus with the given BusSettings fields; every bus made is closed afterwards."""
     started: list[Bus] = []
     folders = count()
@@ -43,7 +95,7 @@ async def make_bus(backend: str, tmp_path: Path) -> AsyncIterator[MakeBus]:
     async def make(**settings: float) -> Bus:
         folder = tmp_path / f"bus{next(folders)}"
         folder.mkdir()
-        bus = build_bus(backend, folder, BusSettings(**settings))  # type: ignore[arg-type]
+        bus = build_bus(backend, folder, BusSettings(**settings), servers)  # type: ignore[arg-type]
         await bus.start()
         started.append(bus)
         return bus
@@ -56,3 +108,30 @@ async def make_bus(backend: str, tmp_path: Path) -> AsyncIterator[MakeBus]:
 @pytest.fixture
 async def bus(make_bus: MakeBus) -> Bus:
     return await make_bus()
+
+
+# What a backend cannot do faithfully: these tests are expected to fail there (strict).
+UNSUPPORTED = {
+    ("nats", "test_a_filter_that_raises_changes_nothing"): (
+        "JetStream has delivered the messages before the filter runs: handing them back"
+        " (nak) leaves their delivery count raised"
+    ),
+    ("nats", "test_replay_does_not_duplicate_a_message_still_leased"): (
+        "a JetStream consumer cannot be rewound: replay recreates it, forgetting leases in flight"
+    ),
+    ("nats", "test_dedup_forgets_after_the_window"): (
+        "JetStream's duplicate window is at least 100 ms (the test uses 50 ms)"
+    ),
+    ("nats", "test_trim_forgets_expired_dedup_keys_and_never_reuses_offsets"): (
+        "JetStream's duplicate window is at least 100 ms (the test uses 10 ms)"
+    ),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        backend = callspec.params.get("backend") if callspec else None
+        reason = UNSUPPORTED.get((str(backend), getattr(item, "originalname", "")))
+        if reason:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))

@@ -54,8 +54,10 @@ def test_bus_from_url_picks_the_backend_by_scheme(tmp_path: Path):
     assert isinstance(bus, SqliteBus) and bus.settings.bus.dedup_window == 5
     with pytest.raises(UnknownBackendError, match="known schemes"):
         bus_from_url("carrier-pigeon://loft")
+    assert type(bus_from_url("redis://localhost:6379")).__name__ == "RedisBus"
+    assert type(bus_from_url("nats://localhost:4222")).__name__ == "NatsBus"
     with pytest.raises(UnknownBackendError, match="not available yet"):
-        bus_from_url("redis://localhost:6379")
+        Backend(("later",), "cumulo.events.bus.not_written_yet", "Bus").load()
 
 
 def test_a_missing_client_library_names_the_extra_to_install():
