@@ -357,6 +357,12 @@ def status(project: DirOption = Path(".")) -> None:
             str(t["inflight"]),
         )
     console.print(table)
+    table = Table("source", "kind", "published", "duplicates", "ignored", "rejected")
+    for src in info.get("sources", []):
+        counts = [src.get(k, "") for k in ("published", "duplicates", "ignored")]
+        rejected = ", ".join(f"{k} {n}" for k, n in src.get("rejected", {}).items())
+        table.add_row(src["name"], src["kind"], *map(str, counts), rejected)
+    console.print(table)
 
 
 @app.command()

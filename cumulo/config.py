@@ -6,6 +6,7 @@ caller; nothing writes to ``os.environ``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,12 @@ class Settings(BaseSettings):
     def state_path(self, project_dir: Path) -> Path:
         """The state directory for a project: the setting, or ``project_dir/.cumulo``."""
         return self.state_dir or (project_dir / STATE_DIR_NAME)
+
+
+def secret(variable: str) -> str | None:
+    """The value of the environment variable a spec's secret reference names (unset: None)."""
+    value = os.environ.get(variable)
+    return value if value else None
 
 
 class WorkerSettings(BaseSettings):

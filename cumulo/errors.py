@@ -79,6 +79,41 @@ class PayloadTooLargeError(InvalidEventError):
     """A body is larger than the configured limit."""
 
 
+# --- event sources -----------------------------------------------------------
+
+
+class SourceError(CumuloError):
+    """An event source could not start or run."""
+
+
+class SecretNotSetError(SourceError):
+    """A source needs a secret whose environment variable is not set."""
+
+    def __init__(self, source: str, variable: str):
+        super().__init__(
+            f"source '{source}' needs its secret: set the environment variable {variable}"
+        )
+        self.variable = variable
+
+
+class WebhookRejectedError(CumuloError):
+    """A webhook delivery failed authentication; ``status`` is 401 (missing) or 403 (wrong)."""
+
+    status = 403
+    slug = "bad-signature"
+
+
+class MissingSignatureError(WebhookRejectedError):
+    """The delivery carries no signature or token at all."""
+
+    status = 401
+    slug = "missing-signature"
+
+
+class BadSignatureError(WebhookRejectedError):
+    """The delivery's signature or token does not match the source's secret."""
+
+
 # --- the bus ---------------------------------------------------------------
 
 

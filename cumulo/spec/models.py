@@ -195,9 +195,20 @@ class Build(Model):
 
 
 class SecretRef(Model):
+    """A secret kept outside the spec: a Kubernetes Secret ``name``/``key``, read locally
+    from the environment variable ``env`` (default: ``NAME_KEY`` upper-cased, ``-`` → ``_``)."""
+
     name: str
     key: str | None = None
     env: str | None = None
+
+    @property
+    def variable(self) -> str:
+        """The environment variable that holds the secret's value."""
+        if self.env:
+            return self.env
+        words = [self.name, self.key] if self.key else [self.name]
+        return re.sub(r"[^A-Za-z0-9]", "_", "_".join(words)).upper()
 
 
 class FunctionSpec(Model):
@@ -248,15 +259,37 @@ class S3Source(Model):
 
 class GitSource(Model):
     provider: Literal["github", "gitlab", "gitea", "poll"] = "github"
-    repository: str | None = None
-    branches: list[str] = []
-    paths: list[str] = []
+    repository: str | None = Field(
+        default=None, description="Polled (poll), or the only repository accepted (webhooks)."
+    )
+    branches: list[str] = Field(default=[], description="Glob patterns; empty: every branch.")
+    paths: list[str] = Field(default=[], description="Glob patterns over the changed paths.")
+    secret: SecretRef | None = Field(
+        default=None, description="The webhook's signing secret (GitLab: its token)."
+    )
+    interval: Duration = Field(default=60.0, gt=0, description="How often poll runs ls-remote.")
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    @model_validator(mode="after")
+    def _poll_needs_repository(self) -> GitSource:
+        if self.provider == "poll" and not self.repository:
+            raise ValueError("provider 'poll' needs a repository to poll")
+        if self.provider == "poll" and self.paths:
+            raise ValueError("paths filter pushes by changed files: webhook providers only")
+        return self
 
 
 class WebhookSource(Model):
     path: str = "/"
     auth: Literal["none", "bearer", "hmac"] = "none"
+    secret: SecretRef | None = Field(default=None, description="The bearer token or HMAC key.")
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    @model_validator(mode="after")
+    def _auth_needs_secret(self) -> WebhookSource:
+        if self.auth != "none" and self.secret is None:
+            raise ValueError(f"auth '{self.auth}' needs a secret")
+        return self
 
 
 class Sink(Model):

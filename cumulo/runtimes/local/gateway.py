@@ -3,6 +3,8 @@
 - ``POST /events``: CloudEvents in binary, structured or batch mode; 202 once
   durably on the bus; 400/413/415 with a problem+json body that says what is
   wrong; 503 with ``Retry-After`` when the bus cannot take them.
+- ``POST /sources/<name>``: a git or webhook source's deliveries
+  (:mod:`cumulo.runtimes.local.sources`).
 - ``/fn/<name>/...``: a function's own HTTP endpoint. A service function's
   request is held while a worker cold-starts; a job function takes a
   CloudEvent and answers when the run ends.
@@ -29,6 +31,7 @@ from cumulo.errors import (
 from cumulo.events.cloudevent import events_from_http
 from cumulo.events.event import Event
 from cumulo.runtimes.local.jobs import JobRunner
+from cumulo.runtimes.local.sources import source_routes
 from cumulo.runtimes.local.wiring import message_json
 from cumulo.runtimes.worker import contract
 
@@ -95,6 +98,7 @@ class Gateway:
                 Route("/api/replay", self.replay, methods=["POST"]),
                 Route("/fn/{name}", self.function, methods=METHODS),
                 Route("/fn/{name}/{path:path}", self.function, methods=METHODS),
+                *source_routes(lambda name: self.platform.webhooks.get(name)),
             ]
         )
 

@@ -24,12 +24,18 @@ from cumulo.errors import RuntimeFailure
 from cumulo.events.bus.base import Bus
 from cumulo.events.dispatcher import TriggerDispatcher
 from cumulo.events.event import Event
-from cumulo.events.sources.cron import CronSource
+from cumulo.events.sources.webhook import HttpSource
 from cumulo.runtimes.local.checkpoints import SqliteCheckpoints
 from cumulo.runtimes.local.gateway import Gateway
 from cumulo.runtimes.local.jobs import JobRunner
 from cumulo.runtimes.local.pool import ServicePool
 from cumulo.runtimes.local.runs import RunStore
+from cumulo.runtimes.local.sources import (
+    Running,
+    SqliteDeliveries,
+    build_source,
+    describe_source,
+)
 from cumulo.runtimes.local.template import Template, TemplateConfig
 from cumulo.runtimes.local.wiring import open_bus, source_triggers
 from cumulo.spec import Project
@@ -51,7 +57,8 @@ class Platform:
         self.templates: dict[str, Template] = {}
         self.destinations: dict[str, ServicePool | JobRunner] = {}
         self.dispatchers: list[TriggerDispatcher] = []
-        self.sources: list[CronSource] = []
+        self.sources: list[Running] = []
+        self.webhooks: dict[str, HttpSource] = {}
         self.gateway = Gateway(self)
         self.url = ""
         self._tasks: list[asyncio.Task[Any]] = []
@@ -153,17 +160,21 @@ class Platform:
 
     def _start_sources(self) -> None:
         checkpoints = SqliteCheckpoints(self.state / "checkpoints.db")
+        deliveries = SqliteDeliveries(self.state / "checkpoints.db")
         for source in self.project.sources.values():
-            if source.spec.cron is None:
+            sink = source.spec.sink
+            publish = functools.partial(self.buses[sink.bus].publish, sink.topic)
+            running = build_source(source, publish, checkpoints, deliveries)
+            if running is None:
                 log.warning(
                     "source %s: %s sources are not available yet", source.name, source.spec.kind
                 )
                 continue
-            sink = source.spec.sink
-            publish = functools.partial(self.buses[sink.bus].publish, sink.topic)
-            cron = CronSource(source, publish, checkpoints)
-            self.sources.append(cron)
-            self._tasks.append(asyncio.create_task(cron.run()))
+            self.sources.append(running)
+            if isinstance(running, HttpSource):
+                self.webhooks[source.name] = running
+            else:
+                self._tasks.append(asyncio.create_task(running.run()))
 
     async def _serve(self, on_ready: Any) -> None:
         config = uvicorn.Config(
@@ -239,7 +250,7 @@ class Platform:
                 }
                 for d in self.dispatchers
             ],
-            "sources": [{"name": s.name, "kind": "cron", "fired": s.fired} for s in self.sources],
+            "sources": [describe_source(s) for s in self.sources],
             "groups": [asdict(g) for bus in self.buses.values() for g in await bus.groups()],
         }
 

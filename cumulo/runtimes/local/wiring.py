@@ -11,6 +11,7 @@ from cumulo.events.bus import Bus, BusSettings, bus_from_url
 from cumulo.events.bus.base import Message
 from cumulo.events.event import to_json
 from cumulo.events.sources import source_uri
+from cumulo.events.sources.webhook import SOURCE_EXTENSION
 from cumulo.spec import Project
 from cumulo.spec.models import EventBus, Filter, Metadata, Trigger, TriggerSpec
 
@@ -52,10 +53,16 @@ def source_triggers(project: Project) -> dict[str, Trigger]:
                 function=sink.function,
                 bus=sink.bus,
                 topic=sink.topic,
-                filters=[Filter(exact={"source": source_uri(source.name)})],
+                filters=[_from_source(source.name)],
             ),
         )
     return triggers
+
+
+def _from_source(name: str) -> Filter:
+    """Events of source ``name``: its ``source`` URI, or its name in ``cumulosource`` (git)."""
+    by_uri = Filter(exact={"source": source_uri(name)})
+    return Filter(any=[by_uri, Filter(exact={SOURCE_EXTENSION: name})])
 
 
 def message_json(message: Message) -> dict[str, object]:

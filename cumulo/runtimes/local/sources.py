@@ -1,0 +1,194 @@
+"""Event sources in a running platform: built from their specs, and served over HTTP.
+
+``POST /sources/<name>`` (plus the source's ``webhook.path``, when not ``/``)
+takes a webhook-style source's deliveries, in ``cumulo up``'s gateway and in
+``cumulo source run`` alike. Answers: 202 once the events are durably on the
+bus (or with a ``note`` when the source's filters leave the delivery out, or
+``"duplicate": true``); problem+json 400 (malformed), 401 (no signature or
+token), 403 (a wrong one), 404 (no such source), 413 (too large), 415, and 503
+with ``Retry-After`` when the bus cannot take the events.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cumulo import config
+from cumulo.errors import (
+    BusUnavailableError,
+    InvalidEventError,
+    PayloadTooLargeError,
+    SecretNotSetError,
+    WebhookRejectedError,
+)
+from cumulo.events.sources.cron import Checkpoints, CronSource, Publish
+from cumulo.events.sources.git import GitWebhookSource
+from cumulo.events.sources.git_poll import GitPoller
+from cumulo.events.sources.webhook import Delivery, DeliveryLog, HttpSource, WebhookSource
+from cumulo.runtimes.worker import contract
+from cumulo.spec.models import EventSource, SecretRef
+
+log = logging.getLogger("cumulo.sources")
+
+Running = CronSource | GitPoller | HttpSource
+
+
+# --- building ----------------------------------------------------------------------
+
+
+def resolve_secret(source: str, ref: SecretRef | None) -> str | None:
+    """The secret's value, from the variable it names; :class:`SecretNotSetError` if unset."""
+    if ref is None:
+        return None
+    value = config.secret(ref.variable)
+    if value is None:
+        raise SecretNotSetError(source, ref.variable)
+    return value
+
+
+def build_source(
+    source: EventSource, publish: Publish, checkpoints: Checkpoints, deliveries: DeliveryLog
+) -> Running | None:
+    """The running form of ``source`` (None for kinds not available yet)."""
+    spec = source.spec
+    if spec.cron is not None:
+        return CronSource(source, publish, checkpoints)
+    if spec.git is not None and spec.git.provider == "poll":
+        return GitPoller(source, publish, checkpoints)
+    if spec.git is not None:
+        if spec.git.secret is None:
+            log.warning("source %s: no secret, so deliveries are not verified", source.name)
+        secret = resolve_secret(source.name, spec.git.secret)
+        return GitWebhookSource(source, publish, deliveries, secret)
+    if spec.webhook is not None:
+        secret = resolve_secret(source.name, spec.webhook.secret)
+        return WebhookSource(source, publish, deliveries, secret)
+    return None
+
+
+def describe_source(running: Running) -> dict[str, Any]:
+    """What ``/api/status`` shows about a source: its counters."""
+    if isinstance(running, CronSource):
+        return {"name": running.name, "kind": "cron", "fired": running.fired}
+    return {"name": running.name, "kind": running.kind, **vars(running.stats)}
+
+
+class SqliteDeliveries:
+    """Delivery ids already published, per source, within a window (a :class:`DeliveryLog`)."""
+
+    def __init__(self, path: Path):
+        self.db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS deliveries"
+            " (source TEXT, key TEXT, seen REAL NOT NULL, PRIMARY KEY (source, key))"
+        )
+        self.db.execute("CREATE INDEX IF NOT EXISTS deliveries_seen ON deliveries (seen)")
+
+    def claim(self, source: str, key: str, window: float) -> bool:
+        """True for the first claim of ``key`` within ``window`` seconds, False after."""
+        now = time.time()
+        self.db.execute("DELETE FROM deliveries WHERE seen < ?", (now - window,))
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO deliveries (source, key, seen) VALUES (?, ?, ?)",
+            (source, key, now),
+        )
+        return cursor.rowcount == 1
+
+    def release(self, source: str, key: str) -> None:
+        self.db.execute("DELETE FROM deliveries WHERE source = ? AND key = ?", (source, key))
+
+    def close(self) -> None:
+        self.db.close()
+
+
+# --- HTTP --------------------------------------------------------------------------
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The whole body, refusing anything over ``limit`` before reading it all."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError([f"body of {declared} bytes is over the {limit}-byte limit"])
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLargeError([f"body is over the {limit}-byte limit"])
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _send(answer: contract.Response, **headers: str) -> Response:
+    response = Response(answer.body, status_code=answer.status)
+    response.raw_headers = [
+        *answer.headers,
+        *((k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()),
+        (b"content-length", str(len(answer.body)).encode()),
+    ]
+    return response
+
+
+def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Response:
+    return _send(contract.problem(status, slug, title, detail, "SourceError", **extra))
+
+
+def refused(error: Exception) -> Response:
+    """The problem+json answer to a delivery a source refused."""
+    if isinstance(error, WebhookRejectedError):
+        title = "Signature missing" if error.status == 401 else "Signature does not match"
+        return problem(error.status, error.slug, title, str(error))
+    if isinstance(error, BusUnavailableError):
+        return _send(
+            contract.problem(503, "bus-unavailable", "Bus unavailable", str(error), "BusError"),
+            retry_after="1",
+        )
+    assert isinstance(error, InvalidEventError)
+    if type(error) is InvalidEventError:
+        detail = "; ".join(error.problems)
+        return problem(
+            400, "malformed-delivery", "Malformed delivery", detail, problems=error.problems
+        )
+    return _send(contract.invalid_request_response(error))
+
+
+async def receive(source: HttpSource | None, request: Request) -> Response:
+    """One delivery to a webhook-style source, answered as the module docstring says."""
+    name = request.path_params["name"]
+    if source is None:
+        return problem(404, "unknown-source", "Unknown source", f"no webhook source '{name}'")
+    path = "/" + request.path_params.get("path", "").strip("/")
+    if path != source.path:
+        detail = f"source '{name}' takes deliveries at /sources/{name}{source.path.rstrip('/')}"
+        return problem(404, "unknown-source-path", "Unknown source path", detail)
+    try:
+        body = await read_limited(request, source.max_body_bytes)
+    except PayloadTooLargeError as e:
+        source.reject("too-large", e)
+        return refused(e)
+    try:
+        reply = await source.handle(Delivery(dict(request.headers), body, path))
+    except (WebhookRejectedError, InvalidEventError, BusUnavailableError) as e:
+        return refused(e)
+    return JSONResponse(reply.body, status_code=reply.status)
+
+
+def source_routes(lookup: Callable[[str], HttpSource | None]) -> list[Route]:
+    """``POST /sources/<name>[/<path>]``, served by the source ``lookup`` finds."""
+
+    async def endpoint(request: Request) -> Response:
+        return await receive(lookup(request.path_params["name"]), request)
+
+    return [
+        Route("/sources/{name}", endpoint, methods=["POST"]),
+        Route("/sources/{name}/{path:path}", endpoint, methods=["POST"]),
+    ]
