@@ -8,6 +8,7 @@ Unknown keys are mistakes, never silently ignored.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
 from pydantic import (
@@ -250,11 +251,35 @@ class KafkaSource(Model):
 
 
 class S3Source(Model):
+    """Objects created in a bucket: pushed notifications, or a poll of any S3 API.
+
+    Credentials for ``poll``: ``accessKey`` and ``secretKey`` secret references,
+    else boto3's own chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``,
+    ``AWS_PROFILE``, instance roles, ...).
+    """
+
     bucket: str
     endpoint: str | None = None
     prefix: str = ""
     suffix: str = ""
     mode: Literal["notification", "poll"] = "notification"
+    token: SecretRef | None = Field(
+        default=None, description="notification: the bearer token deliveries must carry."
+    )
+    interval: Duration = Field(default=60.0, gt=0, description="poll: how often to list.")
+    since: datetime | None = Field(
+        default=None, description="poll: on first start, announce objects modified since."
+    )
+    region: str | None = None
+    access_key: SecretRef | None = None
+    secret_key: SecretRef | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+
+    @model_validator(mode="after")
+    def _keys_in_pairs(self) -> S3Source:
+        if (self.access_key is None) != (self.secret_key is None):
+            raise ValueError("accessKey and secretKey go together (or neither: boto3's chain)")
+        return self
 
 
 class GitSource(Model):

@@ -1,8 +1,8 @@
 """``cumulo source run NAME``: one event source as its own process.
 
-The entrypoint a cluster Deployment runs for a source. A git webhook or
-webhook source serves ``POST /sources/<name>`` (and ``GET /healthz``) on its
-own port; a cron or git ``poll`` source runs its loop. Either publishes to the
+The entrypoint a cluster Deployment runs for a source. A git webhook,
+webhook or S3 ``notification`` source serves ``POST /sources/<name>`` (and
+``GET /healthz``) on its own port; a cron, git or S3 ``poll`` source runs its loop. Either publishes to the
 bus its sink names, as ``cumulo up`` would; checkpoints and seen delivery ids
 live in the project's state directory.
 """

@@ -33,13 +33,15 @@ from cumulo.errors import (
 from cumulo.events.sources.cron import Checkpoints, CronSource, Publish
 from cumulo.events.sources.git import GitWebhookSource
 from cumulo.events.sources.git_poll import GitPoller
+from cumulo.events.sources.s3 import S3NotificationSource
+from cumulo.events.sources.s3_poll import S3Poller
 from cumulo.events.sources.webhook import Delivery, DeliveryLog, HttpSource, WebhookSource
 from cumulo.runtimes.worker import contract
 from cumulo.spec.models import EventSource, SecretRef
 
 log = logging.getLogger("cumulo.sources")
 
-Running = CronSource | GitPoller | HttpSource
+Running = CronSource | GitPoller | S3Poller | HttpSource
 
 
 # --- building ----------------------------------------------------------------------
@@ -72,7 +74,25 @@ def build_source(
     if spec.webhook is not None:
         secret = resolve_secret(source.name, spec.webhook.secret)
         return WebhookSource(source, publish, deliveries, secret)
+    if spec.s3 is not None:
+        return build_s3(source, publish, checkpoints, deliveries)
     return None
+
+
+def build_s3(
+    source: EventSource, publish: Publish, checkpoints: Checkpoints, deliveries: DeliveryLog
+) -> S3Poller | S3NotificationSource:
+    spec = source.spec.s3
+    assert spec is not None
+    if spec.mode == "poll":
+        access = resolve_secret(source.name, spec.access_key)
+        secret = resolve_secret(source.name, spec.secret_key)
+        keys = (access, secret) if access and secret else None
+        return S3Poller(source, publish, checkpoints, keys)
+    if spec.token is None:
+        log.warning("source %s: no token, so deliveries are not verified", source.name)
+    token = resolve_secret(source.name, spec.token)
+    return S3NotificationSource(source, publish, deliveries, token)
 
 
 def describe_source(running: Running) -> dict[str, Any]:
