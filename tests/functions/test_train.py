@@ -265,3 +265,40 @@ def test_sklearn_trainers_report_before_and_after_fitting():
     ]
     assert len(fitted.predict(np.zeros((3, 2)))) == 3
     assert build_trainer("regression", "linear").estimator.get_params()["fit_intercept"] is True
+
+
+# --- PyTorch, for real (./scripts/test installs it) ----------------------------
+
+
+def test_torch_mlp_trains_a_classifier_with_progress_per_epoch(
+    make_ctx: MakeContext, csv_dataset: Path
+):
+    import torch
+
+    ctx = make_ctx(
+        model="churn", estimator="torch_mlp", hyperparameters={"epochs": 30, "hidden_layers": [32]}
+    )
+    trained = run_training(ctx, cloud_event(data={"uri": str(csv_dataset)}))
+
+    assert trained.data["estimator"] == "torch_mlp"
+    assert trained.data["metrics"]["accuracy"] > 0.8
+    bundle = load_bundle(Path(trained.data["artifact"]))
+    assert bundle.framework == "torch"
+    expected = "cuda" if torch.cuda.is_available() else "cpu"  # the GPU whenever there is one
+    assert bundle.estimator.device_.startswith(expected)
+    epochs = [e.data["message"] for e in ctx.published if "epoch" in e.data["message"]]
+    assert len(epochs) == 30 and epochs[-1].startswith("epoch 30/30")
+
+
+def test_torch_mlp_regression_beats_predicting_the_mean(
+    make_ctx: MakeContext, regression_dataset: Path
+):
+    ctx = make_ctx(
+        model="prices",
+        task="regression",
+        target="price",
+        estimator="torch_mlp",
+        hyperparameters={"epochs": 200, "learning_rate": 0.01},
+    )
+    trained = run_training(ctx, cloud_event(data={"uri": str(regression_dataset)}))
+    assert trained.data["metrics"]["r2"] > 0.8
