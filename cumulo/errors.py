@@ -56,6 +56,10 @@ class SpecError(CumuloError):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
+class ManifestError(SpecError):
+    """A project cannot be rendered to Kubernetes objects: every reason, as problems."""
+
+
 class TargetError(CumuloError):
     """A function target (``module:attr``) cannot be imported or is not callable."""
 
@@ -133,6 +137,10 @@ class UnknownBackendError(BusError):
     """No bus backend is registered for a URL scheme, or its extra is missing."""
 
 
+class BusOperationUnsupportedError(BusError):
+    """The backend cannot do this faithfully (the dapr bus delivers by push: no fetch, no lease)."""
+
+
 # --- runtimes --------------------------------------------------------------
 
 
@@ -177,3 +185,35 @@ class ArtifactError(MLError):
 
 class AlertDeliveryError(MLError):
     """An alert channel refused the alert or could not be reached."""
+
+
+# --- builders ---------------------------------------------------------------------
+
+
+class BuildError(CumuloError):
+    """A function's image could not be built."""
+
+
+class BuilderNotFoundError(BuildError):
+    """No builder is registered under that name."""
+
+
+class BuildToolError(BuildError):
+    """An external build tool (pip, buildah) failed; the message ends with its output."""
+
+
+class RegistryError(BuildError):
+    """An OCI registry refused or failed a request; says which registry and repository."""
+
+    def __init__(self, message: str, *, registry: str = "", repository: str = "", status: int = 0):
+        where = "/".join(part for part in (registry, repository) if part)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.registry, self.repository, self.status = registry, repository, status
+
+
+class RegistryAuthError(RegistryError):
+    """The registry wants credentials that were not given, or refused the ones given."""
+
+
+class ImageNotFoundError(RegistryError):
+    """No such manifest or blob in the repository."""

@@ -43,6 +43,8 @@ def knative_service(
     revision: str | None = None,
     traffic: list[dict[str, Any]] | None = None,
     labels: Mapping[str, str] | None = None,
+    container: Mapping[str, Any] | None = None,
+    service_account: str | None = None,
 ) -> dict[str, Any]:
     """A Knative ``Service`` running ``image``.
 
@@ -50,6 +52,8 @@ def knative_service(
     ``None`` leaves the cluster's default; ``revision`` names the revision the
     template creates (it must start with ``name-``); ``traffic`` is the route,
     e.g. :func:`canary_traffic` (default: all to the latest revision).
+    ``container`` adds fields to the container (lists such as ``env`` are
+    extended, ``resources`` merged); ``service_account`` runs the pods as it.
     """
     check_name(name, "service name")
     _check_scale(min_scale, max_scale, concurrency, gpu)
@@ -71,7 +75,25 @@ def knative_service(
     }
     if traffic is not None:
         service["spec"]["traffic"] = traffic
+    pod = service["spec"]["template"]["spec"]
+    _extend_container(pod["containers"][0], container or {})
+    if service_account is not None:
+        pod["serviceAccountName"] = service_account
     return service
+
+
+def _extend_container(container: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    for key, value in extra.items():
+        if isinstance(value, list):
+            container[key] = [*container.get(key, []), *value]
+        elif isinstance(value, Mapping):
+            merged = dict(container.get(key, {}))
+            for part, inner in value.items():
+                nested = isinstance(inner, Mapping)
+                merged[part] = {**merged.get(part, {}), **inner} if nested else inner
+            container[key] = merged
+        else:
+            container[key] = value
 
 
 def canary_traffic(

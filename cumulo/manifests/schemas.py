@@ -16,6 +16,7 @@ is a bug in what Cumulo rendered. ``jsonschema`` is imported only here.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,71 @@ def _json_path(parts: Any) -> str:
     for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
+
+
+# --- Kubernetes' own objects, and choosing the schema for any object ---------------
+
+CRD_FILES = {
+    ("serving.knative.dev", "Service"): "knative-serving/service.yaml",
+    ("keda.sh", "ScaledObject"): "keda/keda.sh_scaledobjects.yaml",
+    ("keda.sh", "ScaledJob"): "keda/keda.sh_scaledjobs.yaml",
+    ("keda.sh", "TriggerAuthentication"): "keda/keda.sh_triggerauthentications.yaml",
+    ("dapr.io", "Component"): "dapr/components.yaml",
+    ("dapr.io", "Subscription"): "dapr/subscription.yaml",
+    ("dapr.io", "Resiliency"): "dapr/resiliency.yaml",
+}
+
+
+def core_problems(manifest: Mapping[str, Any], kubernetes_version: str = "1.30") -> list[Problem]:
+    """Every way a core object (Deployment, Service, CronJob, Role, ...) breaks Kubernetes' schema.
+
+    Uses the OpenAPI schemas ``kubernetes-validate`` bundles (strict: unknown
+    fields are problems), offline.
+    """
+    try:
+        import jsonschema
+        from kubernetes_validate import utils
+    except ModuleNotFoundError as e:
+        hint = (
+            "validating core objects needs 'kubernetes-validate': pip install kubernetes-validate"
+        )
+        raise SpecError([Problem("cumulo", "", hint)]) from e
+    schema, definitions = _core_schema(utils, manifest, kubernetes_version)
+    registry = utils.Resource.from_contents(definitions) @ (
+        utils.Resource.from_contents(schema) @ utils.Registry()
+    )
+    validator = jsonschema.Draft202012Validator(schema, registry=registry)
+    where = _object_name(manifest)
+    errors = sorted(validator.iter_errors(manifest), key=lambda error: list(error.absolute_path))
+    return [Problem(where, _json_path(error.absolute_path), error.message) for error in errors]
+
+
+def _core_schema(utils: Any, manifest: Mapping[str, Any], version: str) -> tuple[Any, Any]:
+    group_version = str(manifest.get("apiVersion", ""))
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", group_version)  # apps/v1 → apps-v1
+    known = [v for v in utils.all_versions() if utils.major_minor(v) <= utils.major_minor(version)]
+    folder = f"kubernetes-json-schema/v{known[-1]}-local-strict"
+    name = f"{folder}/{str(manifest.get('kind', '')).lower()}-{api}.json"
+    try:
+        return utils.schema_contents(name, version), utils.schema_contents(
+            f"{folder}/_definitions.json", version
+        )
+    except FileNotFoundError as e:
+        where = _object_name(manifest)
+        raise SpecError([Problem(where, "apiVersion", f"no schema for {group_version}")]) from e
+
+
+def object_problems(
+    manifest: Mapping[str, Any], crds: Path | str, kubernetes_version: str = "1.30"
+) -> list[Problem]:
+    """Check any rendered object: custom resources against the CRDs in ``crds``, the rest
+    against Kubernetes' own schema."""
+    group_version = str(manifest.get("apiVersion", ""))
+    group, _, version = group_version.rpartition("/")
+    path = CRD_FILES.get((group, str(manifest.get("kind"))))
+    if path is not None:
+        return manifest_problems(manifest, crd_schema(Path(crds) / path, version))
+    if "." in group and not group.endswith(".k8s.io"):
+        where = _object_name(manifest)
+        return [Problem(where, "apiVersion", f"no CRD known for {group_version}")]
+    return core_problems(manifest, kubernetes_version)

@@ -1,0 +1,227 @@
+"""Dapr objects: a pub/sub Component per bus, a Subscription per trigger, a Resiliency per function.
+
+Component (``dapr.io/v1alpha1``), from the bus URL (see :mod:`.brokers`):
+
+==========  ==================  ==================================================
+bus         ``spec.type``       metadata
+==========  ==================  ==================================================
+redis       pubsub.redis        redisHost, enableTLS; redisUsername/redisPassword
+                                from the Secret ``cumulo-bus-<bus>``
+kafka       pubsub.kafka        brokers, authType (none, or password: saslUsername
+                                and saslPassword from the Secret)
+nats        pubsub.jetstream    natsURL, streamName
+dapr://c    (none rendered)     the component ``c`` already exists
+==========  ==================  ==================================================
+
+No consumer group is set: Dapr uses each app's id (the function's name), which
+is what KEDA's scalers are pointed at.
+
+Subscription (``dapr.io/v2alpha1``): pubsubname, topic, ``scopes: [function]``,
+the trigger's filters as a CEL rule (``event.type == "x"``, ``startsWith``,
+``endsWith``, ``&&``, ``||``, ``!``) routed to the worker's ``/dapr/events``;
+events no rule matches are dropped by Dapr. Filters on attributes Dapr's CEL
+does not expose (extensions) are widened to ``true``, never narrowed.
+``delivery.deadLetterTopic`` becomes ``deadLetterTopic``.
+
+Resiliency (``dapr.io/v1alpha1``), one per function, scoped to it, on each
+component it consumes (``targets.components.<bus>.inbound``):
+
+- ``backoffPolicy: exponential`` → retry policy ``exponential``,
+  ``maxInterval`` = ``maxBackoff`` (Dapr starts at 500 ms; ``backoffDelay`` is
+  not expressible);
+- ``backoffPolicy: linear`` → ``constant`` with ``duration`` = ``backoffDelay``
+  (Dapr has no linear policy; constant is the closest, never slower);
+- ``retries`` → ``maxRetries``; ``delivery.timeout`` (else the function's
+  timeout) → a timeout policy; ``maxEventAge`` has no Dapr equivalent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from cumulo.manifests.brokers import Broker
+from cumulo.manifests.common import Context
+from cumulo.spec import Delivery, Filter, Function, Trigger
+
+API_V1 = "dapr.io/v1alpha1"
+API_SUBSCRIPTION = "dapr.io/v2alpha1"
+EVENTS_ROUTE = "/dapr/events"  # cumulo.runtimes.worker.dapr.EVENTS_ROUTE
+CEL_ATTRIBUTES = frozenset(
+    {"id", "source", "type", "subject", "specversion", "time", "datacontenttype"}
+)
+COMPONENT_TYPES = {"redis": "pubsub.redis", "kafka": "pubsub.kafka", "nats": "pubsub.jetstream"}
+
+
+def component(ctx: Context, broker: Broker) -> dict[str, Any]:
+    """The pub/sub Component of a bus (not for ``dapr://`` buses)."""
+    return {
+        "apiVersion": API_V1,
+        "kind": "Component",
+        "metadata": ctx.metadata(broker.component, "bus", broker.bus),
+        "spec": {
+            "type": COMPONENT_TYPES[broker.kind],
+            "version": "v1",
+            "metadata": _component_metadata(broker),
+        },
+    }
+
+
+def _component_metadata(broker: Broker) -> list[dict[str, Any]]:
+    if broker.kind == "redis":
+        items = [_value("redisHost", broker.hosts[0]), _value("enableTLS", str(broker.tls).lower())]
+        return items + _credentials(broker, "redisUsername", "redisPassword")
+    if broker.kind == "kafka":
+        auth = "password" if broker.credentials else "none"
+        items = [_value("brokers", ",".join(broker.hosts)), _value("authType", auth)]
+        return items + _credentials(broker, "saslUsername", "saslPassword")
+    urls = ",".join(f"nats://{host}" for host in broker.hosts)
+    return [_value("natsURL", urls), _value("streamName", broker.stream)]
+
+
+def _value(name: str, value: str) -> dict[str, Any]:
+    return {"name": name, "value": value}
+
+
+def _credentials(broker: Broker, user: str, password: str) -> list[dict[str, Any]]:
+    items = []
+    if broker.username is not None:
+        items.append({"name": user, "secretKeyRef": {"name": broker.secret, "key": "username"}})
+    if broker.password:
+        items.append({"name": password, "secretKeyRef": {"name": broker.secret, "key": "password"}})
+    return items
+
+
+def subscription(ctx: Context, trigger: Trigger, broker: Broker) -> dict[str, Any]:
+    """The Subscription delivering a trigger's events to its function's sidecar."""
+    spec = trigger.spec
+    rule = filter_expression(_filters(trigger))
+    routes: dict[str, Any] = {"default": EVENTS_ROUTE}
+    if rule is not None:
+        routes = {"rules": [{"match": rule, "path": EVENTS_ROUTE}]}
+    return {
+        "apiVersion": API_SUBSCRIPTION,
+        "kind": "Subscription",
+        "metadata": ctx.metadata(trigger.name, "function", spec.function),
+        "spec": {
+            "pubsubname": broker.component,
+            "topic": spec.topic,
+            "routes": routes,
+            "deadLetterTopic": spec.delivery.dead_letter_topic,
+        },
+        "scopes": [spec.function],
+    }
+
+
+def _filters(trigger: Trigger) -> list[Filter]:
+    filters = list(trigger.spec.filters)
+    classic = (trigger.spec.filter or {}).get("attributes")
+    if classic:
+        filters.append(Filter(exact=classic))
+    return filters
+
+
+def filter_expression(filters: list[Filter]) -> str | None:
+    """The CEL rule of filters ANDed together; ``None``: everything matches."""
+    parts = [text for text in (_cel(f) for f in filters) if text is not None]
+    return " && ".join(parts) if len(parts) > 1 else (parts[0] if parts else None)
+
+
+def _cel(node: Filter) -> str | None:
+    """One filter as CEL; ``None`` stands for ``true`` (also for what CEL cannot see)."""
+    if node.all is not None:
+        parts = [text for text in (_cel(f) for f in node.all) if text is not None]
+        return "(" + " && ".join(parts) + ")" if parts else None
+    if node.any is not None:
+        branches = [_cel(f) for f in node.any]
+        if any(text is None for text in branches):
+            return None
+        return "(" + " || ".join(p for p in branches if p) + ")"
+    if node.not_ is not None:
+        inner = _cel(node.not_)
+        return None if inner is None else f"!({inner})"
+    return _attributes(node)
+
+
+def _attributes(node: Filter) -> str | None:
+    forms = {
+        "exact": "event.{} == {}",
+        "prefix": "event.{}.startsWith({})",
+        "suffix": "event.{}.endsWith({})",
+    }
+    for dialect, form in forms.items():
+        values = getattr(node, dialect)
+        if values is None:
+            continue
+        if not set(values) <= CEL_ATTRIBUTES:
+            return None
+        parts = [form.format(name, json.dumps(text)) for name, text in sorted(values.items())]
+        return parts[0] if len(parts) == 1 else "(" + " && ".join(parts) + ")"
+    return None
+
+
+def resiliency(
+    ctx: Context, function: Function, triggers: list[Trigger], components: Mapping[str, str]
+) -> dict[str, Any] | None:
+    """Retry and timeout policies for a function's deliveries, per component it consumes.
+
+    ``components`` maps each bus to its Dapr component. Dapr applies one policy
+    per app and component, so triggers of one function on one bus must agree.
+    """
+    policies: dict[str, dict[str, Any]] = {"retries": {}, "timeouts": {}}
+    targets: dict[str, Any] = {}
+    first: dict[str, Trigger] = {}
+    for trigger in triggers:
+        bus, delivery = trigger.spec.bus, trigger.spec.delivery
+        if bus in first:
+            _check_same_delivery(ctx, first[bus], trigger)
+            continue
+        first[bus] = trigger
+        policies["retries"][f"retry-{bus}"] = retry_policy(delivery)
+        policies["timeouts"][f"timeout-{bus}"] = _duration(
+            delivery.timeout or function.spec.timeout
+        )
+        inbound = {"retry": f"retry-{bus}", "timeout": f"timeout-{bus}"}
+        targets[components[bus]] = {"inbound": inbound}
+    if not targets:
+        return None
+    return {
+        "apiVersion": API_V1,
+        "kind": "Resiliency",
+        "metadata": ctx.metadata(function.name, "function", function.name),
+        "spec": {"policies": policies, "targets": {"components": targets}},
+        "scopes": [function.name],
+    }
+
+
+def _check_same_delivery(ctx: Context, first: Trigger, other: Trigger) -> None:
+    if first.spec.delivery != other.spec.delivery:
+        ctx.problem(
+            f"Trigger/{other.name}",
+            "spec.delivery",
+            f"differs from trigger {first.name!r} of the same function on bus "
+            f"{first.spec.bus!r}; Dapr applies one retry policy per app and pub/sub component",
+        )
+
+
+def retry_policy(delivery: Delivery) -> dict[str, Any]:
+    """A trigger's delivery policy as a Dapr retry policy (see the module docstring)."""
+    if delivery.backoff_policy == "exponential":
+        return {
+            "policy": "exponential",
+            "maxInterval": _duration(delivery.max_backoff),
+            "maxRetries": delivery.retries,
+        }
+    return {
+        "policy": "constant",
+        "duration": _duration(delivery.backoff_delay),
+        "maxRetries": delivery.retries,
+    }
+
+
+def _duration(seconds: float) -> str:
+    """A Go duration: ``5s``, ``250ms``."""
+    if seconds == int(seconds):
+        return f"{int(seconds)}s"
+    return f"{round(seconds * 1000)}ms"
