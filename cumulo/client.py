@@ -21,6 +21,7 @@ from typing import Any
 
 from cumulo.config import Settings
 from cumulo.errors import BusUnavailableError, CumuloError, PlatformNotRunningError
+from cumulo.events import tracing
 from cumulo.events.bus.base import Bus
 from cumulo.events.event import Event, new_event, to_json
 
@@ -82,8 +83,11 @@ class Client:
         headers: dict[str, str] | None = None,
         timeout: float = 300,
     ) -> HttpAnswer:
+        headers = dict(headers or {})
+        if self.settings.api_token:  # the gateway's admin routes need it (CUMULO_API_TOKEN)
+            headers["Authorization"] = f"Bearer {self.settings.api_token}"
         request = urllib.request.Request(
-            self.require_gateway() + path, data=body, headers=headers or {}, method=method
+            self.require_gateway() + path, data=body, headers=headers, method=method
         )
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
@@ -108,10 +112,12 @@ class Client:
     ) -> Event:
         """Publish one event; returns it once it is durably on the bus."""
         event = new_event(type, source, data, id=id, subject=subject, **extensions)
+        event = tracing.ensure_trace(event)
         self.publish_events([event], topic=topic)
         return event
 
     def publish_events(self, events: list[Event], *, topic: str = "default") -> None:
+        events = [tracing.ensure_trace(event) for event in events]  # a new trace if none
         if self.gateway_url() is None:
             asyncio.run(self._publish_to_bus(events, topic))
             return

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
         default="FULL", pattern="^(FULL|NORMAL|OFF)$", description="For SQLite buses."
     )
     log_level: str = "INFO"
+    api_token: str | None = Field(
+        default=None,
+        description="When set, /api/*, /metrics and POST /events need 'Bearer <token>'.",
+    )
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP collector URL; when set, spans are exported."
+    )
 
     def state_path(self, project_dir: Path) -> Path:
         """The state directory for a project: the setting, or ``project_dir/.cumulo``."""

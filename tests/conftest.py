@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.servers.minio",
     "tests.servers.redis",
     "tests.servers.nats",
+    "tests.servers.kafka",
     "tests.servers.mail",
 ]

@@ -12,13 +12,15 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from cumulo.errors import BusError
-from cumulo.events import delivery
+from cumulo.events import delivery, tracing
 from cumulo.events.bus.base import Ack, Bus, DeadLetter, Message, Nack, Settlement
 from cumulo.events.event import Event
 from cumulo.events.filters import compile_filter
+from cumulo.events.middleware import Delivery, DeliveryMiddleware, notify
 from cumulo.events.outcome import Destination, Outcome, RetryLater, Success
 from cumulo.spec.models import Trigger
 
@@ -62,6 +64,7 @@ class TriggerDispatcher:
         *,
         function_timeout: float,
         concurrency: int,
+        middleware: Sequence[DeliveryMiddleware] = (),
     ):
         self.bus = bus
         self.trigger = trigger
@@ -71,6 +74,7 @@ class TriggerDispatcher:
         self.concurrency = concurrency
         self.accept = compile_filter(trigger.spec)
         self.stats = TriggerStats()
+        self.middleware = tuple(middleware)  # in order: see cumulo.events.middleware
         self._seen = Seen(trigger.spec.dedup.window if trigger.spec.dedup else 0.0)
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
@@ -122,15 +126,31 @@ class TriggerDispatcher:
         self._slot_freed.set()
 
     async def _handle(self, message: Message) -> None:
+        record = Delivery(
+            self.trigger.name,
+            self.trigger.spec.function,
+            message,
+            tracing.ensure_trace(message.event),  # an untraced event gets a trace here
+            started=time.time(),
+        )
         try:
-            settlement = await self._settlement_for(message)
-            await self._settle(settlement)
+            record.settlement = await self._settlement_for(message, record)
+            await self._settle(record.settlement)
         except Exception:  # the lease brings it back; never lose it
             log.exception(
                 "trigger %s: delivering offset %s failed", self.trigger.name, message.offset
             )
+            return
+        record.settled = time.time()
+        notify(self.middleware, record)
 
-    async def _settlement_for(self, message: Message) -> Settlement:
+    async def _invoke(self, record: Delivery) -> Outcome:
+        record.invoked = time.time()
+        record.outcome = await self.destination.deliver(record.event, timeout=self.timeout)
+        record.duration = time.time() - record.invoked
+        return record.outcome
+
+    async def _settlement_for(self, message: Message, record: Delivery) -> Settlement:
         now = time.time()
         if delivery.is_expired(self.policy, message.published_at, now):
             return self._dead_letter(message, "EventExpired", "older than maxEventAge")
@@ -138,16 +158,17 @@ class TriggerDispatcher:
         if key and self._seen.contains(key, now):
             self.stats.skipped_duplicates += 1
             return Ack(message.offset)
-        outcome = await self.destination.deliver(message.event, timeout=self.timeout)
+        outcome = await self._invoke(record)
         if key and isinstance(outcome, Success):
             self._seen.add(key, now)
-        return self._settlement_from(message, outcome)
+        return self._settlement_from(message, outcome, record.event)
 
-    def _settlement_from(self, message: Message, outcome: Outcome) -> Settlement:
+    def _settlement_from(self, message: Message, outcome: Outcome, cause: Event) -> Settlement:
         if isinstance(outcome, Success):
             self.stats.delivered += 1
             topic = self.trigger.spec.topic
-            return Ack(message.offset, emit=[(topic, reply) for reply in outcome.replies])
+            replies = [tracing.reply_of(cause, reply) for reply in outcome.replies]
+            return Ack(message.offset, emit=[(topic, reply) for reply in replies])
         retryable = isinstance(outcome, RetryLater) or not outcome.permanent
         if retryable and delivery.should_retry(self.policy, message.attempt):
             self.stats.retried += 1

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from cumulo.errors import InvalidEventError
+from cumulo.events import tracing
 
 SPEC_VERSION = "1.0"
 REQUIRED = ("id", "source", "specversion", "type")
@@ -86,6 +87,8 @@ def new_event(
     if datacontenttype is not None:
         attributes["datacontenttype"] = datacontenttype
     attributes.update({k: str(v) for k, v in extensions.items() if v is not None})
+    if tracing.TRACEPARENT not in attributes:  # made while handling an event: join its trace
+        attributes.update(tracing.child_attributes())
     return Event(attributes, data)
 
 

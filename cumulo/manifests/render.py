@@ -28,7 +28,6 @@ from cumulo.manifests.functions import function_kind, render_function
 from cumulo.manifests.options import RenderOptions, option_problems
 from cumulo.manifests.rbac import access_objects
 from cumulo.manifests.sources import render_source
-from cumulo.runtimes.local.wiring import source_triggers
 from cumulo.spec import Project, Trigger
 
 
@@ -65,7 +64,7 @@ def _check_canaries(ctx: Context, triggers: list[Trigger]) -> None:
 
 def all_triggers(project: Project) -> list[Trigger]:
     """Standalone and inline triggers, and those implied by sources that sink to a function."""
-    implied = source_triggers(project)
+    implied = project.implied_triggers()
     return [
         *project.triggers.values(),
         *(t for n, t in implied.items() if n not in project.triggers),

@@ -10,6 +10,7 @@ from cumulo.spec.documents import dump_documents, resource_document
 from cumulo.spec.models import (
     EventBus,
     EventSource,
+    Filter,
     Function,
     Metadata,
     Resource,
@@ -18,6 +19,32 @@ from cumulo.spec.models import (
 )
 
 DEFAULT_BUS = "default"
+SOURCE_EXTENSION = "cumulosource"  # the EventSource name, on events whose `source` is not ours
+
+
+def source_uri(source_name: str) -> str:
+    """The CloudEvent ``source`` attribute of the events an EventSource emits as its own."""
+    return f"/cumulo/sources/{source_name}"
+
+
+def sink_trigger(source: EventSource) -> Trigger | None:
+    """The trigger implied by a source whose sink names a function, else ``None``.
+
+    It matches the source's events by their ``source`` URI, or by the
+    ``cumulosource`` extension (a Git push keeps the repository as its source).
+    """
+    sink = source.spec.sink
+    if sink.function is None:
+        return None
+    by_uri = Filter(exact={"source": source_uri(source.name)})
+    by_name = Filter(exact={SOURCE_EXTENSION: source.name})
+    spec = TriggerSpec(
+        function=sink.function,
+        bus=sink.bus,
+        topic=sink.topic,
+        filters=[Filter(any=[by_uri, by_name])],
+    )
+    return Trigger(metadata=Metadata(name=f"{source.name}-to-{sink.function}"), spec=spec)
 
 
 def implicit_default_bus() -> EventBus:
@@ -66,6 +93,15 @@ class Project:
 
     def __post_init__(self) -> None:
         self.buses.setdefault(DEFAULT_BUS, implicit_default_bus())
+
+    def implied_triggers(self) -> dict[str, Trigger]:
+        """The triggers of sources whose sink is a function (see :func:`sink_trigger`)."""
+        implied = (sink_trigger(source) for source in self.sources.values())
+        return {trigger.name: trigger for trigger in implied if trigger is not None}
+
+    def all_triggers(self) -> dict[str, Trigger]:
+        """Standalone, inline and implied triggers: everything that delivers to a function."""
+        return {**self.triggers, **self.implied_triggers()}
 
     def triggers_for(self, function_name: str) -> list[Trigger]:
         """The triggers that deliver to a function, standalone and inline."""

@@ -1,6 +1,5 @@
 """Event sources: turn outside happenings (cron ticks, Kafka, S3, Git, webhooks) into CloudEvents."""
 
+from cumulo.spec.project import SOURCE_EXTENSION, source_uri
 
-def source_uri(source_name: str) -> str:
-    """The CloudEvent ``source`` attribute of every event an EventSource emits."""
-    return f"/cumulo/sources/{source_name}"
+__all__ = ["SOURCE_EXTENSION", "source_uri"]

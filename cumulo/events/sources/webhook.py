@@ -52,7 +52,7 @@ from cumulo.errors import (
 )
 from cumulo.events.cloudevent import events_from_http, is_json_media_type, media_type
 from cumulo.events.event import Event, new_event
-from cumulo.events.sources import source_uri
+from cumulo.events.sources import SOURCE_EXTENSION, source_uri
 from cumulo.events.sources.cron import Publish
 from cumulo.spec.models import EventSource
 
@@ -60,7 +60,6 @@ log = logging.getLogger("cumulo.sources")
 
 DEFAULT_TYPE = "dev.cumulo.webhook.received"
 SIGNATURE_HEADER = "X-Cumulo-Signature"
-SOURCE_EXTENSION = "cumulosource"
 """Events a source makes carry its name, so ``sink.function`` finds them whatever their source."""
 DELIVERY_WINDOW = 7 * 86400.0
 """How long a delivery id is remembered (GitHub lets a delivery be redelivered for 3 days)."""

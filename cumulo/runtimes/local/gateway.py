@@ -8,7 +8,12 @@
 - ``/fn/<name>/...``: a function's own HTTP endpoint. A service function's
   request is held while a worker cold-starts; a job function takes a
   CloudEvent and answers when the run ends.
-- ``/api/...``: what the CLI reads about the running platform.
+- ``/api/...``: what the CLI reads about the running platform; the whole API is
+  described at ``/api/openapi.json`` (:mod:`cumulo.runtimes.local.openapi`).
+- ``GET /metrics``: Prometheus metrics (:mod:`cumulo.runtimes.local.metrics`).
+
+With ``CUMULO_API_TOKEN`` set, ``/api/*``, ``/metrics`` and ``/events`` need a
+bearer token (:mod:`cumulo.runtimes.local.auth`); ``/fn/*`` stays public.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,7 +36,10 @@ from cumulo.errors import (
 )
 from cumulo.events.cloudevent import events_from_http
 from cumulo.events.event import Event
+from cumulo.runtimes.local import openapi
+from cumulo.runtimes.local.auth import BearerAuth
 from cumulo.runtimes.local.jobs import JobRunner
+from cumulo.runtimes.local.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cumulo.runtimes.local.sources import source_routes
 from cumulo.runtimes.local.wiring import message_json
 from cumulo.runtimes.worker import contract
@@ -96,10 +105,13 @@ class Gateway:
                 Route("/api/status", self.status),
                 Route("/api/events", self.events),
                 Route("/api/replay", self.replay, methods=["POST"]),
+                Route("/api/openapi.json", self.openapi),
+                Route("/metrics", self.metrics),
                 Route("/fn/{name}", self.function, methods=METHODS),
                 Route("/fn/{name}/{path:path}", self.function, methods=METHODS),
                 *source_routes(lambda name: self.platform.webhooks.get(name)),
-            ]
+            ],
+            middleware=[Middleware(BearerAuth, token=platform.settings.api_token)],
         )
 
     async def ingest(self, request: Request) -> Response:
@@ -110,7 +122,8 @@ class Gateway:
         try:
             body = await read_body(request, self.platform.settings.max_body_bytes)
             events = events_from_http(request.headers, body)
-            offsets = await self.platform.buses[bus_name].publish(topic, events)
+            bus = self.platform.buses[bus_name]
+            offsets = await self.platform.telemetry.ingest(bus, bus_name, topic, events)
         except InvalidEventError as e:
             return answer(contract.invalid_request_response(e))
         except BusUnavailableError as e:
@@ -187,6 +200,13 @@ class Gateway:
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
+
+    async def metrics(self, request: Request) -> Response:
+        body = await self.platform.telemetry.metrics.exposition()
+        return Response(body, headers={"content-type": METRICS_CONTENT_TYPE})
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi.document())
 
     async def status(self, request: Request) -> Response:
         return JSONResponse(await self.platform.describe())

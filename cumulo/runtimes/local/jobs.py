@@ -18,6 +18,7 @@ from pathlib import Path
 import orjson
 
 from cumulo.errors import CumuloError
+from cumulo.events import tracing
 from cumulo.events.event import Event, from_envelope, to_json
 from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
 from cumulo.functions.lineage import RUN_FAILED, Lineage, lineage_event
@@ -62,7 +63,10 @@ class JobRunner:
 
     async def deliver(self, event: Event, *, timeout: float) -> Outcome:
         async with self._slots:
-            run = await asyncio.to_thread(self.runs.start, self.name, event.id, event.type)
+            trace = tracing.trace_id_of(event)
+            run = await asyncio.to_thread(
+                self.runs.start, self.name, event.id, event.type, trace
+            )
             outcome, code = await self._run(run, event, timeout)
             status, error = run_status(outcome)
             await asyncio.to_thread(self.runs.finish, run.id, status, code, error)
@@ -131,7 +135,8 @@ def run_failed_event(function: str, run: Run, event: Event, failure: Failure) ->
         "logTail": log_tail(Path(run.log)),
     }
     lineage = Lineage.of(event).with_(run_id=run.id)
-    return lineage_event(RUN_FAILED, function, data, lineage, subject=function)
+    announcement = lineage_event(RUN_FAILED, function, data, lineage, subject=function)
+    return tracing.reply_of(event, announcement)
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

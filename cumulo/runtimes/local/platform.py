@@ -36,8 +36,9 @@ from cumulo.runtimes.local.sources import (
     build_source,
     describe_source,
 )
+from cumulo.runtimes.local.telemetry import Telemetry
 from cumulo.runtimes.local.template import Template, TemplateConfig
-from cumulo.runtimes.local.wiring import open_bus, source_triggers
+from cumulo.runtimes.local.wiring import open_bus
 from cumulo.spec import Project
 from cumulo.spec.models import Function
 
@@ -59,6 +60,7 @@ class Platform:
         self.dispatchers: list[TriggerDispatcher] = []
         self.sources: list[Running] = []
         self.webhooks: dict[str, HttpSource] = {}
+        self.telemetry = Telemetry(self)  # metrics registry, span export
         self.gateway = Gateway(self)
         self.url = ""
         self._tasks: list[asyncio.Task[Any]] = []
@@ -102,6 +104,7 @@ class Platform:
     async def _start_buses(self) -> None:
         for name, resource in self.project.buses.items():
             bus = open_bus(resource, self.project.root, self.state, self.settings)
+            bus = self.telemetry.observe(name, bus)  # counts what is published
             await bus.start()
             self.buses[name] = bus
 
@@ -143,7 +146,7 @@ class Platform:
         return {**platform, **function.spec.env}
 
     def _start_dispatchers(self) -> None:
-        triggers = {**self.project.triggers, **source_triggers(self.project)}
+        triggers = self.project.all_triggers()
         for trigger in triggers.values():
             function = self.project.functions[trigger.spec.function]
             scale = function.spec.scale
@@ -154,6 +157,7 @@ class Platform:
                 self.destinations[function.name],
                 function_timeout=function.spec.timeout,
                 concurrency=scale.max * per_replica,
+                middleware=self.telemetry.middleware,
             )
             self.dispatchers.append(dispatcher)
             self._tasks.append(asyncio.create_task(dispatcher.run()))
@@ -232,6 +236,7 @@ class Platform:
         await asyncio.gather(*(t.stop() for t in self.templates.values()))
         for bus in self.buses.values():
             await bus.close()
+        await self.telemetry.close()
 
     # --- what the CLI sees ---------------------------------------------------
 

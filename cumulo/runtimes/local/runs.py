@@ -19,7 +19,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished REAL,
     exit_code INTEGER,
     error TEXT,
-    log TEXT NOT NULL
+    log TEXT NOT NULL,
+    trace TEXT                     -- the trace id of the event that started the run
 );
 CREATE INDEX IF NOT EXISTS runs_by_function ON runs (function, started);
 """
@@ -37,6 +38,7 @@ class Run:
     exit_code: int | None
     error: str | None
     log: str
+    trace: str | None = None
 
     @property
     def duration(self) -> float | None:
@@ -51,21 +53,27 @@ class RunStore:
         self.dir = path.parent / "runs"
         with self._connect() as db:
             db.executescript(SCHEMA)
+            columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+            if "trace" not in columns:  # a runs.db from before traces
+                db.execute("ALTER TABLE runs ADD COLUMN trace TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=10)
         db.execute("PRAGMA journal_mode=WAL")
         return db
 
-    def start(self, function: str, event_id: str, event_type: str) -> Run:
+    def start(
+        self, function: str, event_id: str, event_type: str, trace: str | None = None
+    ) -> Run:
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         (self.dir / run_id).mkdir(parents=True, exist_ok=True)
         log = str(self.dir / run_id / "log.txt")
         with self._connect() as db:
             db.execute(
-                "INSERT INTO runs (id, function, event_id, event_type, status, started, log)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?)",
-                (run_id, function, event_id, event_type, time.time(), log),
+                "INSERT INTO runs"
+                " (id, function, event_id, event_type, status, started, log, trace)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?)",
+                (run_id, function, event_id, event_type, time.time(), log, trace),
             )
         return self.get(run_id)
 
@@ -80,6 +88,15 @@ class RunStore:
         with self._connect() as db:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return Run(*row)
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """How many finished runs there are, by (function, status)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT function, status, count(*) FROM runs"
+                " WHERE status != 'running' GROUP BY function, status"
+            ).fetchall()
+        return {(function, status): count for function, status, count in rows}
 
     def list(self, function: str | None = None, limit: int = 50) -> list[Run]:
         query = "SELECT * FROM runs"

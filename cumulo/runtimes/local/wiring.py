@@ -10,10 +10,7 @@ from cumulo.config import Settings
 from cumulo.events.bus import Bus, BusSettings, bus_from_url
 from cumulo.events.bus.base import Message
 from cumulo.events.event import to_json
-from cumulo.events.sources import source_uri
-from cumulo.events.sources.webhook import SOURCE_EXTENSION
-from cumulo.spec import Project
-from cumulo.spec.models import EventBus, Filter, Metadata, Trigger, TriggerSpec
+from cumulo.spec.models import EventBus
 
 SQLITE_PREFIX = "sqlite:///"
 
@@ -37,32 +34,6 @@ def open_bus(bus: EventBus, root: Path, state: Path, settings: Settings) -> Bus:
     url = bus_url(bus, root, state, settings)
     extra = {"synchronous": settings.sqlite_synchronous} if url.startswith(SQLITE_PREFIX) else {}
     return bus_from_url(url, BusSettings(bus.spec.dedup_window, bus.spec.retention, extra))
-
-
-def source_triggers(project: Project) -> dict[str, Trigger]:
-    """A trigger for each source whose sink names a function directly."""
-    triggers = {}
-    for source in project.sources.values():
-        sink = source.spec.sink
-        if sink.function is None:
-            continue
-        name = f"{source.name}-to-{sink.function}"
-        triggers[name] = Trigger(
-            metadata=Metadata(name=name),
-            spec=TriggerSpec(
-                function=sink.function,
-                bus=sink.bus,
-                topic=sink.topic,
-                filters=[_from_source(source.name)],
-            ),
-        )
-    return triggers
-
-
-def _from_source(name: str) -> Filter:
-    """Events of source ``name``: its ``source`` URI, or its name in ``cumulosource`` (git)."""
-    by_uri = Filter(exact={"source": source_uri(name)})
-    return Filter(any=[by_uri, Filter(exact={SOURCE_EXTENSION: name})])
 
 
 def message_json(message: Message) -> dict[str, object]:

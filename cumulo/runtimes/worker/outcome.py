@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 
 from cumulo.errors import InvalidEventError, PermanentError, Retry, RuntimeFailure
+from cumulo.events import tracing
 from cumulo.events.cloudevent import replies_from_result, to_sdk
 from cumulo.events.event import Event, from_envelope, to_json
 from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
@@ -68,7 +69,8 @@ class CloudEventInvoker:
         if self.is_async:
             return asyncio.run(self.call_async(event))
         try:
-            return self._success(self.fn(self._argument(event)), event)
+            with tracing.handling(event):  # events made meanwhile join the event's trace
+                return self._success(self.fn(self._argument(event)), event)
         except Exception as e:
             return outcome_from_exception(e, name=self.name, event=event)
 
@@ -77,7 +79,8 @@ class CloudEventInvoker:
         if not self.is_async:
             return await asyncio.get_running_loop().run_in_executor(executor, self.call, event)
         try:
-            return self._success(await self.fn(self._argument(event)), event)
+            with tracing.handling(event):
+                return self._success(await self.fn(self._argument(event)), event)
         except Exception as e:
             return outcome_from_exception(e, name=self.name, event=event)
 

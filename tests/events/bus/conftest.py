@@ -17,11 +17,14 @@ import pytest
 from cumulo.events.bus import Bus, BusSettings, bus_from_url
 from cumulo.testing import MemoryBus
 from tests.servers.broker import BrokerProcess
+from tests.servers.kafka import kafka_url
 from tests.servers.nats import delete_nats_streams, nats_url
 from tests.servers.redis import redis_url
 
-BACKENDS = ["sqlite", "memory", "redis", "nats"]
-SERVER_BACKENDS = ["redis", "nats"]
+BACKENDS = ["sqlite", "memory", "redis", "nats", "kafka"]
+# Not dapr: it delivers by push through the sidecar (no fetch/lease); its own suite
+# is tests/events/bus/test_dapr.py and tests/runtimes/worker/test_dapr_sidecar.py.
+SERVER_BACKENDS = ["redis", "nats", "kafka"]
 
 MakeBus = Callable[..., Awaitable[Bus]]
 
@@ -61,6 +64,8 @@ class Servers:
             url = redis_url(server, db=n + 1)
             flush_redis(url)
             return url
+        if backend == "kafka":
+            return kafka_url(server)  # a fresh prefix: a clean namespace
         return nats_url(server, prefix=f"t{n}")
 
     async def clean(self, backend: str) -> None:
@@ -124,6 +129,10 @@ UNSUPPORTED = {
     ),
     ("nats", "test_trim_forgets_expired_dedup_keys_and_never_reuses_offsets"): (
         "JetStream's duplicate window is at least 100 ms (the test uses 10 ms)"
+    ),
+    ("kafka", "test_dedup_is_per_topic_and_per_source"): (
+        "Kafka offsets count per topic (a topic's single partition): the first event of"
+        " topics 'a' and 'b' are both offset 1; the test wants offsets unique across topics"
     ),
 }
 

@@ -1,0 +1,119 @@
+"""The gateway's API: its OpenAPI document tells the truth, and the token protects it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cumulo.client import Client, GatewayError
+from cumulo.config import Settings
+from tests.e2e.conftest import write_project
+from tests.e2e.platform import Answer, RunningPlatform, cloudevent
+
+TOKEN = "s3cret-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+PROJECT = {
+    "main.py": "def hello(request):\n    return 'hello'\n",
+    "cumulo.yaml": "apiVersion: cumulo.dev/v1alpha1\nkind: Function\nmetadata: {name: hello}\n"
+    "spec: {handler: 'main:hello'}\n",
+}
+EVENT = json.dumps(cloudevent("test.hello", {"x": 1}, id="h-1")).encode()
+STRUCTURED = {"Content-Type": "application/cloudevents+json"}
+
+# One or more real requests per documented operation: (method, path, body, headers).
+PROBES: dict[tuple[str, str], list[tuple[str, bytes | None, dict[str, str]]]] = {
+    ("post", "/events"): [
+        ("/events", EVENT, STRUCTURED),
+        ("/events", b"{nope", STRUCTURED),
+        ("/events?bus=nope", EVENT, STRUCTURED),
+        ("/events", b"<e/>", {"Content-Type": "application/cloudevents+xml"}),
+    ],
+    ("get", "/healthz"): [("/healthz", None, {})],
+    ("get", "/metrics"): [("/metrics", None, {})],
+    ("get", "/api/status"): [("/api/status", None, {})],
+    ("get", "/api/events"): [("/api/events?topic=default", None, {}), ("/api/events?bus=x", None, {})],
+    ("post", "/api/replay"): [
+        ("/api/replay", b'{"topic": "default", "fromOffset": 0}', {}),
+        ("/api/replay", b'{"bus": "nope", "topic": "default"}', {}),
+    ],
+    ("get", "/api/openapi.json"): [("/api/openapi.json", None, {})],
+    **{(m, "/fn/{name}"): [("/fn/hello", b"", {}), ("/fn/nope", b"", {})]
+       for m in ("get", "post", "put", "delete")},
+    **{(m, "/fn/{name}/{path}"): [("/fn/hello/a/b", b"", {})]
+       for m in ("get", "post", "put", "delete")},
+    ("post", "/sources/{name}"): [("/sources/nope", b"{}", {"Content-Type": "application/json"})],
+}
+
+
+@pytest.fixture
+def platform(platform_factory, tmp_path: Path) -> RunningPlatform:
+    folder = write_project(tmp_path / "p", PROJECT)
+    return platform_factory(folder, env={"CUMULO_API_TOKEN": TOKEN})
+
+
+def documented(answer: Answer, operation: dict) -> None:
+    """The answer's status is documented, with the documented content type."""
+    responses = operation["responses"]
+    described = responses.get(str(answer.status)) or responses.get("default")
+    assert described is not None, f"{answer.status} is not documented: {answer.body[:200]!r}"
+    if "$ref" in described:
+        described = DOC_RESPONSES[described["$ref"].rsplit("/", 1)[1]]
+    media = set(described.get("content", {}))
+    if media and "*/*" not in media:
+        essence = answer.headers.get("content-type", "").split(";")[0].strip()
+        assert any(m.split(";")[0] == essence for m in media), (answer.status, essence, media)
+
+
+DOC_RESPONSES: dict = {}
+
+
+def test_every_documented_operation_answers_as_documented(platform: RunningPlatform):
+    answer = platform.request("GET", "/api/openapi.json", headers=AUTH)
+    assert answer.status == 200
+    document = answer.json()
+    assert document["openapi"] == "3.1.0"
+    DOC_RESPONSES.update(document["components"]["responses"])
+    operations = {
+        (method, path): operation
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    }
+    assert operations.keys() == PROBES.keys()  # every operation probed, nothing undocumented
+    for (method, _), operation in operations.items():
+        public = operation.get("security", document["security"]) == []
+        for path, body, headers in PROBES[(method, _)]:
+            answer = platform.request(method.upper(), path, body, {**headers, **AUTH})
+            documented(answer, operation)
+            anonymous = platform.request(method.upper(), path, body, headers)
+            assert (anonymous.status == 401) != public, (method, path, anonymous.status)
+            documented(anonymous, operation)
+
+
+def test_protected_routes_need_the_token(platform: RunningPlatform):
+    for method, path in [("GET", "/api/status"), ("GET", "/metrics"), ("POST", "/events")]:
+        missing = platform.request(method, path, EVENT, STRUCTURED)
+        assert missing.status == 401
+        assert missing.headers["content-type"] == "application/problem+json"
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        assert missing.json()["status"] == 401
+        wrong = platform.request(method, path, EVENT, {**STRUCTURED, "Authorization": "Bearer no"})
+        assert wrong.status == 401
+        assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
+    assert platform.request("GET", "/api/status", headers=AUTH).status == 200
+    assert platform.request("GET", "/fn/hello").body == b"hello"  # functions stay public
+    assert platform.request("GET", "/healthz").status == 200
+
+
+def test_the_client_sends_the_token_from_settings(platform: RunningPlatform):
+    project = platform.project
+    anonymous = Client(project, settings=Settings(state_dir=platform.state))
+    with pytest.raises(GatewayError, match="401"):
+        anonymous.publish("test.anon")
+    client = Client(project, settings=Settings(state_dir=platform.state, api_token=TOKEN))
+    event = client.publish("test.client", {"n": 1})
+    assert event.attributes["traceparent"].startswith("00-")  # cumulo publish starts a trace
+    assert client.status()["functions"][0]["name"] == "hello"
+    [stored] = [e for e in client.events() if e["event"]["type"] == "test.client"]
+    assert stored["event"]["traceparent"] == event.attributes["traceparent"]

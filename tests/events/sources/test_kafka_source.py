@@ -1,0 +1,100 @@
+"""The Kafka source against a real broker, publishing onto a real (SQLite) bus."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Producer
+
+from cumulo.events.bus import Bus, bus_from_url
+from cumulo.events.event import new_event, to_json
+from cumulo.events.sources.kafka import KafkaEventSource
+from cumulo.spec.models import EventSource
+from tests.servers.kafka import KafkaServer
+
+
+def kafka_source(server: KafkaServer, topic: str, **spec: object) -> EventSource:
+    body = {
+        "kafka": {"brokers": [server.bootstrap], "topics": [topic], "start": "earliest", **spec}
+    }
+    return EventSource.model_validate({"metadata": {"name": "orders"}, "spec": body})
+
+
+def produce(server: KafkaServer, topic: str, records: list[tuple]) -> None:
+    producer = Producer({"bootstrap.servers": server.bootstrap})
+    for key, value, headers in records:
+        producer.produce(topic, value, key, headers=headers)
+    assert producer.flush(15) == 0
+
+
+@pytest.fixture
+async def bus(tmp_path: Path) -> Bus:
+    async with bus_from_url(f"sqlite:///{tmp_path / 'bus.db'}") as started:
+        yield started
+
+
+async def run_until(source: KafkaEventSource, bus: Bus, count: int, timeout: float = 30) -> None:
+    task = asyncio.create_task(source.run())
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(await bus.read("events", limit=1000)) < count and loop.time() < deadline:
+            assert not task.done(), task.exception()
+            await asyncio.sleep(0.1)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def publisher(bus: Bus):
+    async def publish(events):
+        return await bus.publish("events", events)
+
+    return publish
+
+
+async def test_records_become_events_with_key_as_subject(kafka_server: KafkaServer, bus: Bus):
+    topic = f"src-{uuid.uuid4().hex[:8]}"
+    produce(kafka_server, topic, [(b"k1", b'{"n": 1}', None), (None, b"\x00raw", None)])
+    source = KafkaEventSource(kafka_source(kafka_server, topic), publisher(bus))
+    await run_until(source, bus, 2)
+    first, second = [m.event for m in await bus.read("events")]
+    assert first.type == "dev.cumulo.kafka.message"
+    assert first.source == f"kafka://{kafka_server.bootstrap}/{topic}"
+    assert first.id == f"{topic}-0-0" and first.subject == "k1"
+    assert first.attributes["partitionkey"] == "k1" and first.data == {"n": 1}
+    assert second.data == b"\x00raw" and second.subject is None
+
+
+async def test_cloudevents_pass_through_in_both_modes(kafka_server: KafkaServer, bus: Bus):
+    topic = f"src-{uuid.uuid4().hex[:8]}"
+    structured = new_event("order.created", "/shop", {"id": 7}, id="s1")
+    headers = [("ce_specversion", b"1.0"), ("ce_type", b"order.paid"), ("ce_source", b"/shop"),
+               ("ce_id", b"b1"), ("content-type", b"application/json")]  # fmt: skip
+    produce(kafka_server, topic, [
+        (None, to_json(structured), [("content-type", b"application/cloudevents+json")]),
+        (None, b'{"id": 8}', headers),
+    ])  # fmt: skip
+    source = KafkaEventSource(kafka_source(kafka_server, topic), publisher(bus))
+    await run_until(source, bus, 2)
+    first, second = [m.event for m in await bus.read("events")]
+    assert first == structured
+    assert (second.type, second.id, second.data) == ("order.paid", "b1", {"id": 8})
+
+
+async def test_a_restart_mid_stream_skips_nothing(kafka_server: KafkaServer, bus: Bus):
+    topic = f"src-{uuid.uuid4().hex[:8]}"
+    produce(kafka_server, topic, [(str(n).encode(), b"%d" % n, None) for n in range(200)])
+    spec = kafka_source(kafka_server, topic)
+    first = KafkaEventSource(spec, publisher(bus), batch=10)
+    await run_until(first, bus, 50)
+    assert 0 < first.stats.published < 200
+    second = KafkaEventSource(spec, publisher(bus))
+    await run_until(second, bus, 200)
+    ids = {m.event.id for m in await bus.read("events", limit=1000)}
+    assert ids == {f"{topic}-0-{n}" for n in range(200)}
