@@ -1,4 +1,4 @@
-"""Run every benchmark and print one table:  python benchmarks/run.py [bus|worker|platform ...]
+"""Run every benchmark and print one table:  python benchmarks/run.py [bus|worker|platform|build ...]
 
 Goals are those of the embedded platform (docs/benchmarks.md); a goal missed is
 a figure to print, not a failure.
@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from benchmarks import bench_bus, bench_platform, bench_worker  # noqa: E402
+from benchmarks import bench_build, bench_bus, bench_platform, bench_worker  # noqa: E402
 
 
 def bus_rows() -> list[dict[str, object]]:
@@ -26,7 +26,12 @@ def bus_rows() -> list[dict[str, object]]:
         return asyncio.run(bench_bus.run(tmp))
 
 
-SUITES = {"bus": bus_rows, "worker": bench_worker.run, "platform": bench_platform.run}
+SUITES = {
+    "bus": bus_rows,
+    "worker": bench_worker.run,
+    "platform": bench_platform.run,
+    "build": bench_build.run,
+}
 
 
 def machine() -> str:

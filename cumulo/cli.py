@@ -16,6 +16,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from cumulo.client import Client, GatewayError
+from cumulo.cluster_cli import register as register_cluster_commands
 from cumulo.config import Settings
 from cumulo.errors import CumuloError, SpecError
 from cumulo.events.event import new_event, to_json
@@ -392,6 +393,39 @@ def replay(
     console.print(f"replaying {answer.json()['replayed']} event(s)")
 
 
+@app.command()
+def manifests(
+    project: ProjectDir = Path("."),
+    image_registry: Annotated[
+        str | None, typer.Option(help="Images are <registry>/<project>-<function>:<tag>.")
+    ] = None,
+    image_tag: Annotated[str, typer.Option()] = "latest",
+    namespace: Annotated[str | None, typer.Option(help="Default: the project name.")] = None,
+    bus_url: Annotated[
+        str | None, typer.Option(help="The default bus in the cluster (default: $CUMULO_BUS_URL).")
+    ] = None,
+    module: Modules = [],  # noqa: B006
+) -> None:
+    """Print the Kubernetes objects that run a project (Knative, KEDA, Dapr) as YAML."""
+    from cumulo.manifests.options import RenderOptions
+    from cumulo.manifests.render import render_project, to_yaml
+    from cumulo.spec import load_project
+
+    options = RenderOptions(
+        image_registry=image_registry,
+        image_tag=image_tag,
+        namespace=namespace,
+        bus_url=bus_url or Settings().bus_url,
+    )
+    try:
+        objects = render_project(load_project(project, modules=module), options)
+    except SpecError as e:
+        from rich.markup import escape
+
+        raise fail(escape(str(e)), 2) from e
+    sys.stdout.write(to_yaml(objects))
+
+
 source_app = typer.Typer(help="Event sources.", no_args_is_help=True)
 app.add_typer(source_app, name="source")
 
@@ -417,6 +451,28 @@ def source_run(
         raise fail(str(e), 2) from e
     except CumuloError as e:
         raise fail(str(e)) from e
+
+
+@app.command()
+def build(
+    function: Annotated[list[str] | None, typer.Argument(help="Functions (default: all).")] = None,
+    project: DirOption = Path("."),
+    registry: Annotated[str, typer.Option(help="Registry to push to: host:port/path.")] = "127.0.0.1:5000",
+    builder: Annotated[str | None, typer.Option(help="oci (auto), buildah.")] = None,
+    tag: Annotated[str, typer.Option()] = "latest",
+) -> None:
+    """Build functions' images and push them: prints each image and its digest."""
+    from cumulo.builders.cli import run_build
+
+    try:
+        run_build(project, function or [], registry=registry, builder=builder, tag=tag)
+    except SpecError as e:
+        raise fail(str(e), 2) from e
+    except CumuloError as e:
+        raise fail(str(e)) from e
+
+
+register_cluster_commands(app)  # deploy, delete, cluster-status
 
 
 def main() -> None:

@@ -217,3 +217,44 @@ class RegistryAuthError(RegistryError):
 
 class ImageNotFoundError(RegistryError):
     """No such manifest or blob in the repository."""
+
+
+# --- clusters (Kubernetes) --------------------------------------------------------
+
+
+class ClusterError(CumuloError):
+    """Talking to a Kubernetes API server failed."""
+
+
+class KubeconfigError(ClusterError):
+    """The kubeconfig is missing or unreadable, or names no usable context."""
+
+
+class ClusterUnreachableError(ClusterError):
+    """The API server cannot be reached (connection refused, timeout, TLS); says which."""
+
+
+class KindNotServedError(ClusterError):
+    """The cluster serves no such apiVersion/kind (its CRD is not installed)."""
+
+
+class ClusterRequestError(ClusterError):
+    """The API server refused a request; ``obj`` is ``Kind/name``, ``causes`` the server's."""
+
+    def __init__(
+        self, message: str, *, obj: str = "", status: int = 0, causes: tuple[str, ...] = ()
+    ):
+        super().__init__(f"{obj}: {message}" if obj else message)
+        self.obj, self.status, self.causes = obj, status, causes
+
+
+class ClusterAuthError(ClusterRequestError):
+    """The API server did not accept the credentials (401)."""
+
+
+class ClusterForbiddenError(ClusterRequestError):
+    """The credentials may not do this (403)."""
+
+
+class ObjectInvalidError(ClusterRequestError):
+    """The API server rejected an object as invalid (422, or 400 for unknown fields)."""

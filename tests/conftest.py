@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.servers.nats",
     "tests.servers.kafka",
     "tests.servers.mail",
+    "tests.servers.registry",
 ]

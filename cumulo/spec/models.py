@@ -243,11 +243,27 @@ class CronSource(Model):
     data: Any = None
 
 
+class KafkaTLS(Model):
+    """Files of PEM certificates, as the source's container sees them."""
+
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+
+
+class KafkaSASL(Model):
+    mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    username: str
+    password: SecretRef
+
+
 class KafkaSource(Model):
     brokers: list[str]
     topics: list[str]
-    group: str | None = None
+    group: str | None = Field(default=None, description="Default: cumulo-source-<name>.")
     start: Literal["earliest", "latest"] = "latest"
+    tls: KafkaTLS | None = None
+    sasl: KafkaSASL | None = None
 
 
 class S3Source(Model):

@@ -33,6 +33,7 @@ from confluent_kafka import Consumer, KafkaException
 from cumulo.errors import InvalidEventError, SourceError
 from cumulo.events import kafka_binding
 from cumulo.events.event import Event, new_event
+from cumulo.events.sources import SOURCE_EXTENSION
 from cumulo.spec.models import EventSource
 
 DEFAULT_TYPE = "dev.cumulo.kafka.message"
@@ -40,14 +41,20 @@ BATCH, POLL = 100, 0.5
 Publish = Callable[[list[Event]], Awaitable[object]]
 
 
-def event_for(record: Any, bootstrap: str, type_: str) -> Event:
-    """The CloudEvent of one record (the record's own, when it carries one)."""
+def event_for(record: Any, bootstrap: str, type_: str, name: str) -> Event:
+    """The CloudEvent of one record (the record's own, when it carries one).
+
+    Ours carry the source's ``name`` in ``cumulosource``, which a ``sink.function``
+    trigger matches on.
+    """
     headers = record.headers()
     if kafka_binding.is_cloudevent(headers):
         return kafka_binding.decode(record.value(), headers)
     topic, key = record.topic(), record.key()
     text = key.decode("utf-8", "replace") if key is not None else None
-    attributes: dict[str, Any] = {"partitionkey": text} if text is not None else {}
+    attributes: dict[str, Any] = {SOURCE_EXTENSION: name}
+    if text is not None:
+        attributes["partitionkey"] = text
     return new_event(
         type_,
         f"kafka://{bootstrap}/{topic}",
@@ -119,7 +126,7 @@ class KafkaEventSource:
         events = []
         for record in records:
             try:
-                events.append(event_for(record, self.bootstrap, self.type))
+                events.append(event_for(record, self.bootstrap, self.type, self.name))
             except InvalidEventError as e:
                 raise SourceError(f"kafka record {record.topic()}@{record.offset()}: {e}") from e
         await self.publish(events)

@@ -16,7 +16,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -39,9 +39,12 @@ from cumulo.events.sources.webhook import Delivery, DeliveryLog, HttpSource, Web
 from cumulo.runtimes.worker import contract
 from cumulo.spec.models import EventSource, SecretRef
 
+if TYPE_CHECKING:
+    from cumulo.events.sources.kafka import KafkaEventSource
+
 log = logging.getLogger("cumulo.sources")
 
-Running = CronSource | GitPoller | S3Poller | HttpSource
+Running = CronSource | GitPoller | S3Poller | HttpSource  # and KafkaEventSource (cumulo[kafka])
 
 
 # --- building ----------------------------------------------------------------------
@@ -59,7 +62,7 @@ def resolve_secret(source: str, ref: SecretRef | None) -> str | None:
 
 def build_source(
     source: EventSource, publish: Publish, checkpoints: Checkpoints, deliveries: DeliveryLog
-) -> Running | None:
+) -> Running | KafkaEventSource | None:
     """The running form of ``source`` (None for kinds not available yet)."""
     spec = source.spec
     if spec.cron is not None:
@@ -76,7 +79,37 @@ def build_source(
         return WebhookSource(source, publish, deliveries, secret)
     if spec.s3 is not None:
         return build_s3(source, publish, checkpoints, deliveries)
+    if spec.kafka is not None:
+        from cumulo.events.sources.kafka import KafkaEventSource
+
+        return KafkaEventSource(source, publish, **kafka_security(source))
     return None
+
+
+def kafka_security(source: EventSource) -> dict[str, str]:
+    """librdkafka's TLS and SASL settings for a Kafka source (the password from its secret)."""
+    spec = source.spec.kafka
+    assert spec is not None
+    settings: dict[str, str] = {}
+    if spec.tls is not None:
+        files = {
+            "ssl.ca.location": spec.tls.ca_file,
+            "ssl.certificate.location": spec.tls.cert_file,
+            "ssl.key.location": spec.tls.key_file,
+        }
+        settings |= {key: path for key, path in files.items() if path}
+    if spec.sasl is not None:
+        settings |= {
+            "sasl.mechanism": spec.sasl.mechanism,
+            "sasl.username": spec.sasl.username,
+            "sasl.password": resolve_secret(source.name, spec.sasl.password) or "",
+        }
+    if settings:
+        tls, sasl = spec.tls is not None, spec.sasl is not None
+        settings["security.protocol"] = {(True, True): "SASL_SSL", (True, False): "SSL"}.get(
+            (tls, sasl), "SASL_PLAINTEXT"
+        )
+    return settings
 
 
 def build_s3(

@@ -1,0 +1,71 @@
+"""Build a project's functions: the step ``cumulo build`` and the ``build_image`` function share.
+
+An image is named ``REGISTRY/PROJECT-FUNCTION:TAG``, the name ``cumulo manifests``
+gives it (``PROJECT``: the project folder's name as a DNS label), unless a
+``prefix`` replaces ``PROJECT-``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cumulo.builders.base import BuilderRegistry, BuildOptions, BuildResult, default_registry
+from cumulo.builders.detect import detect
+from cumulo.errors import BuildError, Problem, SpecError
+from cumulo.spec.load import load_project
+from cumulo.spec.project import Project
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    registry: str
+    builder: str | None = None  # None: each function's spec.build.builder
+    tag: str = "latest"
+    prefix: str | None = None  # default: "PROJECT-"
+    options: BuildOptions = field(default_factory=BuildOptions)
+
+
+def image_name(request: BuildRequest, function: str, project_dir: Path) -> str:
+    prefix = request.prefix if request.prefix is not None else f"{project_label(project_dir)}-"
+    return f"{request.registry.rstrip('/')}/{prefix}{function}:{request.tag}"
+
+
+def project_label(project_dir: Path) -> str:
+    """The project folder's name as a DNS-1123 label (as ``cumulo manifests`` names it)."""
+    label = re.sub(r"[^a-z0-9]+", "-", project_dir.resolve().name.lower()).strip("-")[:63]
+    return label.strip("-") or "cumulo"
+
+
+def build_functions(
+    project_dir: Path,
+    names: Sequence[str],
+    request: BuildRequest,
+    builders: BuilderRegistry | None = None,
+) -> list[tuple[str, BuildResult]]:
+    """Build ``names`` (every function when empty) of the project; one result per function."""
+    project = load_project(project_dir)
+    chosen = select(project, names)
+    builders = builders or default_registry()
+    results = []
+    for name in chosen:
+        function = project.functions[name]
+        builder_name = request.builder or function.spec.build.builder
+        if builder_name in ("kaniko", "buildpacks"):
+            raise BuildError(f"{name}: the {builder_name} builder runs in a cluster, not here")
+        builder = builders.create(builder_name, request.options)
+        plan = detect(function, project.root)
+        results.append((name, builder.build(plan, image_name(request, name, project.root))))
+    return results
+
+
+def select(project: Project, names: Sequence[str]) -> list[str]:
+    """The functions asked for, all of them when none are named; unknown names are problems."""
+    unknown = [n for n in names if n not in project.functions]
+    if unknown:
+        known = ", ".join(sorted(project.functions)) or "none"
+        problems = [Problem("cumulo build", n, f"no function '{n}' (known: {known})") for n in unknown]
+        raise SpecError(problems)
+    return list(names) or sorted(project.functions)
