@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.servers.redis",
     "tests.servers.nats",
     "tests.servers.kafka",
+    "tests.servers.dapr",
     "tests.servers.mail",
     "tests.servers.registry",
 ]
