@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.servers.dapr",
     "tests.servers.mail",
     "tests.servers.registry",
+    "tests.servers.kube",
 ]
