@@ -28,6 +28,7 @@ log = logging.getLogger("cumulo.dispatcher")
 
 IDLE_POLL_SECONDS = 1.0  # picks up events written by other processes
 LEASE_MARGIN_SECONDS = 10.0
+MAX_RECONNECT_SECONDS = 30.0
 
 
 @dataclass
@@ -89,7 +90,7 @@ class TriggerDispatcher:
 
     async def run(self) -> None:
         """Fetch and deliver until cancelled; in-flight deliveries are left to their leases."""
-        await self.bus.subscribe(self.group, self.trigger.spec.topic)
+        await self._subscribe()
         lease = self.timeout + LEASE_MARGIN_SECONDS
         while True:
             free = self.concurrency - len(self._tasks)
@@ -99,9 +100,26 @@ class TriggerDispatcher:
                 continue
             messages = await self._fetch(free, lease)
             if not messages:
-                await self.bus.wait(self.group, IDLE_POLL_SECONDS)
+                await self._wait()
             for message in messages:
                 self._spawn(message)
+
+    async def _subscribe(self) -> None:
+        """Join the trigger's group, waiting out a broker that is down (with backoff)."""
+        delay = IDLE_POLL_SECONDS
+        while True:
+            try:
+                return await self.bus.subscribe(self.group, self.trigger.spec.topic)
+            except BusError as e:
+                log.warning("trigger %s: cannot subscribe yet: %s", self.trigger.name, e)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_RECONNECT_SECONDS)
+
+    async def _wait(self) -> None:
+        try:
+            await self.bus.wait(self.group, IDLE_POLL_SECONDS)
+        except BusError:  # the next fetch says what is wrong
+            await asyncio.sleep(IDLE_POLL_SECONDS)
 
     async def drain(self, timeout: float) -> None:
         """Wait (bounded) for in-flight deliveries to finish."""

@@ -92,9 +92,9 @@ class KafkaBus(KafkaLog):
         self.client = await asyncio.to_thread(
             KafkaClient, self.settings.bootstrap, self.settings.timeout
         )
-        self.reader = await asyncio.to_thread(self.client.consumer, self.kname("cumulo-reader"))
+        self.reader = await asyncio.to_thread(self.client.consumer, self.group_id("cumulo-reader"))
         # never assigned, so no long-polling fetch delays its offset look-ups
-        self.meta = await asyncio.to_thread(self.client.consumer, self.kname("cumulo-meta"))
+        self.meta = await asyncio.to_thread(self.client.consumer, self.group_id("cumulo-meta"))
 
     async def close(self) -> None:
         for state in self._states.values():
@@ -125,7 +125,7 @@ class KafkaBus(KafkaLog):
 
     async def _attach(self, group: str, topic: str, offset: int | None) -> GroupState:
         ktopic = self.kname(topic)
-        consumer = await self._run(self.client.consumer, self.kname(group))
+        consumer = await self._run(self.client.consumer, self.group_id(group))
         if offset is None:
             offset = await self._run(self.client.committed, consumer, ktopic) or 0
         await self._run(self.client.assign, consumer, ktopic, offset)
@@ -141,7 +141,7 @@ class KafkaBus(KafkaLog):
         return state
 
     async def subscribe(self, group: str, topic: str, *, start: StartAt = "latest") -> None:
-        self.kname(group), self.kname(topic)
+        self.kname(topic)  # a legal topic name, or a clear error before anything changes
         async with self._lock(group):
             state = await self._load(group)
             if state is not None:

@@ -39,8 +39,12 @@ class KafkaLog(Bus):
 
     # --- names and threads ----------------------------------------------------------
 
+    def group_id(self, group: str) -> str:
+        """The Kafka consumer group of a bus group (any text is a legal group id)."""
+        return f"{self.prefix}.{group}" if self.prefix else group
+
     def kname(self, name: str) -> str:
-        """The Kafka name of a topic or group."""
+        """The Kafka name of a topic."""
         full = f"{self.prefix}.{name}" if self.prefix else name
         if name and not LEGAL.match(full):
             raise BusError(f"{name!r} is not a legal Kafka name (letters, digits, '.', '_', '-')")

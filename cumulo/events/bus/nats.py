@@ -265,7 +265,7 @@ class NatsBus(Bus):
 
     async def _add_consumer(self, group: str, subject: str, **start: Any) -> None:
         config = api.ConsumerConfig(
-            durable_name=group,
+            durable_name=consumer_name(group),
             ack_policy=api.AckPolicy.EXPLICIT,
             ack_wait=ACK_WAIT,
             max_deliver=-1,
@@ -279,7 +279,7 @@ class NatsBus(Bus):
     async def _consumer(self, group: str) -> Any:
         try:
             async with self._errors():
-                return await self.js.consumer_info(self.settings.stream, group)
+                return await self.js.consumer_info(self.settings.stream, consumer_name(group))
         except BusError as e:
             if isinstance(e.__cause__, nats.js.errors.NotFoundError):
                 return None
@@ -296,7 +296,7 @@ class NatsBus(Bus):
             await self._info(group)
             async with self._errors():
                 self._subs[group] = await self.js.pull_subscribe_bind(
-                    group, stream=self.settings.stream
+                    consumer_name(group), stream=self.settings.stream
                 )
         return self._subs[group]
 
@@ -429,19 +429,19 @@ class NatsBus(Bus):
         return again
 
     async def _recreate(self, info: Any, offset: int | None, at: float | None) -> int:
-        name, subject = info.name, info.config.filter_subject
+        name, group, subject = info.name, group_name(info.name), info.config.filter_subject
         if offset is not None:
             start = {"deliver_policy": api.DeliverPolicy.BY_START_SEQUENCE}
             start["opt_start_seq"] = max(offset, 1)  # type: ignore[assignment]
         else:
             start = {"deliver_policy": api.DeliverPolicy.BY_START_TIME}
             start["opt_start_time"] = datetime.fromtimestamp(at or 0.0, UTC)  # type: ignore[assignment]
-        self._subs.pop(name, None)
-        self._due.pop(name, None)
+        self._subs.pop(group, None)
+        self._due.pop(group, None)
         async with self._errors():
             await self.js.delete_consumer(self.settings.stream, name)
-        await self._add_consumer(name, subject, **start)
-        fresh = await self._info(name)
+        await self._add_consumer(group, subject, **start)
+        fresh = await self._info(group)
         return max(int(fresh.num_pending) - int(info.num_pending), 0)
 
     async def groups(self) -> list[GroupInfo]:
@@ -449,7 +449,7 @@ class NatsBus(Bus):
             consumers = await self.js.consumers_info(self.settings.stream)
         infos = [
             GroupInfo(
-                c.name,
+                group_name(c.name),
                 self._topic_of(c.config.filter_subject or ""),
                 int(c.delivered.stream_seq),
                 int(c.num_ack_pending),
@@ -497,3 +497,22 @@ async def _quiet(error: Exception) -> None:
 
 async def _quiet_event() -> None:
     """Disconnections are reported where an operation fails."""
+
+
+_NAME_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def consumer_name(group: str) -> str:
+    """A JetStream consumer name for a group: ``trigger/train-0`` → ``trigger~2Ftrain-0``.
+
+    Consumer names may not hold ``.``, ``/``, ``*``, ``>`` or whitespace; every
+    other byte but letters, digits, ``_`` and ``-`` is written ``~XX``.
+    """
+    return "".join(
+        chr(byte) if chr(byte) in _NAME_SAFE else f"~{byte:02X}" for byte in group.encode()
+    )
+
+
+def group_name(consumer: str) -> str:
+    """The group a consumer name stands for (the inverse of :func:`consumer_name`)."""
+    return re.sub(rb"~([0-9A-F]{2})", lambda m: bytes([int(m[1], 16)]), consumer.encode()).decode()

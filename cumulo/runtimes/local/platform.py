@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import os
+from collections.abc import Coroutine
 from dataclasses import asdict
 from typing import Any
 
@@ -99,7 +100,7 @@ class Platform:
         )
         self._start_dispatchers()
         self._start_sources()
-        self._tasks.append(asyncio.create_task(self._housekeeping()))
+        self._background(self._housekeeping())
 
     async def _start_buses(self) -> None:
         for name, resource in self.project.buses.items():
@@ -160,7 +161,7 @@ class Platform:
                 middleware=self.telemetry.middleware,
             )
             self.dispatchers.append(dispatcher)
-            self._tasks.append(asyncio.create_task(dispatcher.run()))
+            self._background(dispatcher.run())
 
     def _start_sources(self) -> None:
         checkpoints = SqliteCheckpoints(self.state / "checkpoints.db")
@@ -178,7 +179,13 @@ class Platform:
             if isinstance(running, HttpSource):
                 self.webhooks[source.name] = running
             else:
-                self._tasks.append(asyncio.create_task(running.run()))
+                self._background(running.run())
+
+    def _background(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run ``work`` until the platform stops; a crash is logged, never silent."""
+        task = asyncio.create_task(work)
+        task.add_done_callback(_report_crash)
+        self._tasks.append(task)
 
     async def _serve(self, on_ready: Any) -> None:
         config = uvicorn.Config(
@@ -275,3 +282,8 @@ class Platform:
                 {"pid": pid, "run": run.id} for pid, run in destination.running.items()
             ]
         return info
+
+
+def _report_crash(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and (error := task.exception()) is not None:
+        log.error("%s stopped: %r", task.get_coro(), error, exc_info=error)

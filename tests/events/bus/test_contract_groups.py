@@ -33,6 +33,17 @@ async def test_groups_have_independent_cursors(bus: Bus):
     assert await consume_all(bus, "a") == []
 
 
+async def test_a_group_may_be_named_like_a_trigger(bus: Bus):
+    # The dispatcher's groups are "trigger/<name>"; names with dots and spaces too.
+    for group in ("trigger/train-0", "trigger/a.b c"):
+        await bus.subscribe(group, "orders", start="earliest")
+    offsets = await bus.publish("orders", make_events(2))
+    assert await consume_all(bus, "trigger/train-0") == offsets
+    groups = {info.name: info for info in await bus.groups()}
+    assert {"trigger/train-0", "trigger/a.b c"} <= set(groups)
+    assert groups["trigger/a.b c"].topic == "orders"
+
+
 async def test_subscribe_latest_skips_the_past_and_earliest_starts_at_the_beginning(bus: Bus):
     old = await bus.publish("orders", make_events(2))
     await bus.subscribe("late", "orders", start="latest")
