@@ -6,7 +6,13 @@ import uuid
 
 import pytest
 
-from tests.e2e.test_ml_pipeline import chain_event, copy_example, dataset_ready, holdout_rows, predict
+from tests.e2e.test_ml_pipeline import (
+    chain_event,
+    copy_example,
+    dataset_ready,
+    holdout_rows,
+    predict,
+)
 from tests.events.bus.conftest import flush_redis
 from tests.servers.kafka import kafka_url
 from tests.servers.nats import nats_url
