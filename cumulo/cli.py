@@ -136,6 +136,30 @@ def worker(
 
 
 @app.command()
+def job(
+    target: Annotated[str, typer.Option(help="The function, as module:attr.")],
+    name: Annotated[str, typer.Option(help="The job function's name in the project.")],
+    source: Annotated[Path, typer.Option(help="Folder to import the module from.")] = Path("."),
+    project: DirOption = Path("."),
+) -> None:
+    """Deliver one waiting event to a job function, then exit: a KEDA ScaledJob's pod."""
+    from cumulo.runtimes.job_pod import job_pod_main
+    from cumulo.runtimes.worker.target import load_target
+    from cumulo.spec import load_project
+
+    try:
+        loaded = load_project(project)
+        if name not in loaded.functions:
+            raise fail(f"{project}: no function named {name!r}", 2)
+        code = job_pod_main(loaded, name, load_target(target, source), Settings())
+    except SpecError as e:
+        raise fail(str(e), 2) from e
+    except CumuloError as e:
+        raise fail(str(e)) from e
+    raise typer.Exit(code)
+
+
+@app.command()
 def publish(
     type: Annotated[str, typer.Argument(help="CloudEvent type.")],
     data: Annotated[str | None, typer.Option(help="JSON data.")] = None,

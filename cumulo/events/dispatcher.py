@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from cumulo.errors import BusError
 from cumulo.events import delivery, tracing
-from cumulo.events.bus.base import Ack, Bus, DeadLetter, Message, Nack, Settlement
+from cumulo.events.bus.base import Ack, Bus, DeadLetter, Message, Nack, Settlement, StartAt
+from cumulo.events.bus.names import trigger_group
 from cumulo.events.event import Event
 from cumulo.events.filters import compile_filter
 from cumulo.events.middleware import Delivery, DeliveryMiddleware, notify
@@ -77,7 +78,7 @@ class TriggerDispatcher:
         self.stats = TriggerStats()
         self.middleware = tuple(middleware)  # in order: see cumulo.events.middleware
         self._seen = Seen(trigger.spec.dedup.window if trigger.spec.dedup else 0.0)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Delivery]] = set()
         self._slot_freed = asyncio.Event()
 
     @property
@@ -86,7 +87,7 @@ class TriggerDispatcher:
 
     @property
     def group(self) -> str:
-        return f"trigger/{self.trigger.name}"
+        return trigger_group(self.trigger.name)
 
     async def run(self) -> None:
         """Fetch and deliver until cancelled; in-flight deliveries are left to their leases."""
@@ -104,12 +105,12 @@ class TriggerDispatcher:
             for message in messages:
                 self._spawn(message)
 
-    async def _subscribe(self) -> None:
+    async def _subscribe(self, start: StartAt = "latest") -> None:
         """Join the trigger's group, waiting out a broker that is down (with backoff)."""
         delay = IDLE_POLL_SECONDS
         while True:
             try:
-                return await self.bus.subscribe(self.group, self.trigger.spec.topic)
+                return await self.bus.subscribe(self.group, self.trigger.spec.topic, start=start)
             except BusError as e:
                 log.warning("trigger %s: cannot subscribe yet: %s", self.trigger.name, e)
                 await asyncio.sleep(delay)
@@ -139,11 +140,22 @@ class TriggerDispatcher:
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
+    def _finished(self, task: asyncio.Task[Delivery]) -> None:
         self._tasks.discard(task)
         self._slot_freed.set()
 
-    async def _handle(self, message: Message) -> None:
+    async def deliver_one(self, *, start: StartAt = "latest") -> Outcome | None:
+        """Deliver and settle at most one waiting event; its outcome, or None if none waited.
+
+        What a job pod does (``cumulo job``): a new group begins at ``start``.
+        """
+        await self._subscribe(start)
+        messages = await self._fetch(1, self.timeout + LEASE_MARGIN_SECONDS)
+        if not messages:
+            return None
+        return (await self._handle(messages[0])).outcome
+
+    async def _handle(self, message: Message) -> Delivery:
         record = Delivery(
             self.trigger.name,
             self.trigger.spec.function,
@@ -158,9 +170,10 @@ class TriggerDispatcher:
             log.exception(
                 "trigger %s: delivering offset %s failed", self.trigger.name, message.offset
             )
-            return
+            return record
         record.settled = time.time()
         notify(self.middleware, record)
+        return record
 
     async def _invoke(self, record: Delivery) -> Outcome:
         record.invoked = time.time()

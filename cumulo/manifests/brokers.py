@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
+from cumulo.events.bus.names import consumer_name
+
 DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "kafka": 9092, "nats": 4222}
 NATS_MONITORING_PORT = 8222
 KINDS = {"redis": "redis", "rediss": "redis", "kafka": "kafka", "nats": "nats", "dapr": "dapr"}
@@ -32,6 +34,7 @@ class Broker:
     tls: bool = False
     stream: str = "CUMULO"  # nats: the JetStream stream holding every topic
     component: str = ""  # the Dapr pub/sub component's name
+    prefix: str = ""  # kafka: Cumulo's topic and group prefix (?prefix=)
 
     @property
     def secret(self) -> str:
@@ -41,6 +44,18 @@ class Broker:
     @property
     def credentials(self) -> bool:
         return self.password or self.username is not None
+
+    def pulled_names(self, topic: str, group: str) -> tuple[str, str]:
+        """The broker's own topic and group names for a group Cumulo's bus backend reads.
+
+        (``cumulo job`` pulls with Cumulo's backends, where Dapr's consumers use the
+        topic and the app id as they are.)
+        """
+        if self.kind == "nats":
+            return topic, consumer_name(group)
+        if self.kind == "kafka" and self.prefix:
+            return f"{self.prefix}.{topic}", f"{self.prefix}.{group}"
+        return topic, group
 
 
 def broker(bus: str, url: str) -> Broker:
@@ -55,9 +70,8 @@ def broker(bus: str, url: str) -> Broker:
     hosts = tuple(_hosts(parts.netloc.rsplit("@", 1)[-1], DEFAULT_PORTS[parts.scheme]))
     if not hosts:
         raise ValueError(f"a {kind} bus URL needs a host")
-    stream = "CUMULO"
-    if kind == "nats":
-        stream = dict(parse_qsl(parts.query)).get("prefix", "cumulo").upper()
+    query = dict(parse_qsl(parts.query))
+    stream = query.get("prefix", "cumulo").upper() if kind == "nats" else "CUMULO"
     return Broker(
         bus,
         kind,
@@ -67,6 +81,7 @@ def broker(bus: str, url: str) -> Broker:
         tls=parts.scheme == "rediss",
         stream=stream,
         component=bus,
+        prefix=query.get("prefix", "") if kind == "kafka" else "",
     )
 
 

@@ -1,8 +1,10 @@
 """A function's cluster objects, by what kind of function it is.
 
 - ``mode: job`` (training): a KEDA ScaledJob, one Job per pending event, that
-  runs :data:`JOB_COMMAND`; ``activeDeadlineSeconds`` from ``timeout``,
-  ``backoffLimit`` from the first trigger's ``delivery.retries``, at most
+  runs :data:`JOB_COMMAND` (it takes one event from the trigger's own consumer
+  group and settles it on the bus by the trigger's delivery policy, so the Job
+  itself is never retried: ``backoffLimit`` 0); ``activeDeadlineSeconds`` from
+  ``timeout``, at most
   ``scale.max`` at once, GPUs as ``nvidia.com/gpu`` limits.
 - ``mode: service`` with triggers (event consumers): a Deployment with a Dapr
   sidecar (app id: the function's name), a Dapr Subscription per trigger, a
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cumulo.events.bus.names import trigger_group
 from cumulo.manifests import dapr, keda
 from cumulo.manifests.brokers import Broker
 from cumulo.manifests.common import APP_DIR, Context, bus_env, resources
@@ -124,8 +127,7 @@ def job(
     labels = ctx.labels("function", function.name)
     pod = pod_template(labels, container, service_account_name(ctx, function))
     pod["spec"]["restartPolicy"] = "Never"
-    retries = triggers[0].spec.delivery.retries if triggers else 0
-    limits = {"max": spec.scale.max, "deadline": max(int(spec.timeout), 1), "retries": retries}
+    limits = {"max": spec.scale.max, "deadline": max(int(spec.timeout), 1), "retries": 0}
     scalers = _scalers(function, triggers, brokers, 0)
     if not scalers:
         ctx.problem(
@@ -143,8 +145,13 @@ def _scalers(
     found = []
     for trigger in triggers:
         broker = brokers[trigger.spec.bus]
-        if broker.kind != "dapr":
-            found.append(keda.scaler(broker, trigger.spec.topic, function.name, threshold, minimum))
+        if broker.kind == "dapr":
+            continue
+        if function.spec.mode == "job":  # `cumulo job` reads the trigger's own group
+            topic, group = broker.pulled_names(trigger.spec.topic, trigger_group(trigger.name))
+        else:  # Dapr's consumer group is the app id
+            topic, group = trigger.spec.topic, function.name
+        found.append(keda.scaler(broker, topic, group, threshold, minimum))
     return _unique(found)
 
 

@@ -126,7 +126,7 @@ def test_deploy_stores_every_object_as_rendered(kube: KubeServer, cluster, proje
     train = kube.get(f"/apis/keda.sh/v1alpha1/namespaces/{ns}/scaledjobs/train")
     trigger = train["spec"]["triggers"][0]
     assert trigger["type"] == "redis-streams"
-    assert trigger["metadata"]["consumerGroup"] == "train"
+    assert trigger["metadata"]["consumerGroup"] == "trigger/train-0"
     assert trigger["metadata"]["address"] == "redis.ml:6379"
     assert train["spec"]["maxReplicaCount"] == 2
     scaled = kube.get(f"/apis/keda.sh/v1alpha1/namespaces/{ns}/scaledobjects/evaluate")

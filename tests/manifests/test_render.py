@@ -175,7 +175,7 @@ def test_delivery_policies_become_a_resiliency(rich):
 def test_a_training_function_is_a_scaled_job_on_gpus(rich):
     spec = rich["ScaledJob", "train"]["spec"]
     job = spec["jobTargetRef"]
-    assert (job["activeDeadlineSeconds"], job["backoffLimit"]) == (7200, 4)
+    assert (job["activeDeadlineSeconds"], job["backoffLimit"]) == (7200, 0)  # the bus retries
     assert spec["maxReplicaCount"] == 3
     pod = job["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
@@ -185,7 +185,7 @@ def test_a_training_function_is_a_scaled_job_on_gpus(rich):
             "type": "kafka",
             "metadata": {
                 "bootstrapServers": "kafka-0.kafka:9092,kafka-1.kafka:9092",
-                "consumerGroup": "train",
+                "consumerGroup": "trigger/train-0",  # what `cumulo job` reads
                 "topic": "datasets",
                 "lagThreshold": "1",
             },
@@ -352,3 +352,18 @@ def test_the_cli_says_what_is_wrong_with_its_options():
     )
     assert result.exit_code == 2
     assert "options:imageRegistry" in result.output
+
+
+def test_a_job_scaler_watches_the_names_cumulo_job_reads_on_each_broker():
+    from cumulo.events.bus.names import group_name
+    from cumulo.manifests.brokers import broker
+
+    group = "trigger/train-0"
+    assert broker("b", "redis://r:6379").pulled_names("default", group) == ("default", group)
+    assert broker("b", "kafka://k:9092?prefix=ml").pulled_names("default", group) == (
+        "ml.default",
+        "ml.trigger/train-0",
+    )
+    topic, consumer = broker("b", "nats://n:4222?prefix=ml").pulled_names("default", group)
+    assert (topic, consumer) == ("default", "trigger~2Ftrain-0")
+    assert group_name(consumer) == group

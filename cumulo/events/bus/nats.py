@@ -60,6 +60,7 @@ from cumulo.events.bus.base import (
     Settlement,
     StartAt,
 )
+from cumulo.events.bus.names import consumer_name, group_name
 from cumulo.events.event import Event, from_json, to_json, validate_attributes
 
 TOPIC = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
@@ -497,22 +498,3 @@ async def _quiet(error: Exception) -> None:
 
 async def _quiet_event() -> None:
     """Disconnections are reported where an operation fails."""
-
-
-_NAME_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-
-
-def consumer_name(group: str) -> str:
-    """A JetStream consumer name for a group: ``trigger/train-0`` → ``trigger~2Ftrain-0``.
-
-    Consumer names may not hold ``.``, ``/``, ``*``, ``>`` or whitespace; every
-    other byte but letters, digits, ``_`` and ``-`` is written ``~XX``.
-    """
-    return "".join(
-        chr(byte) if chr(byte) in _NAME_SAFE else f"~{byte:02X}" for byte in group.encode()
-    )
-
-
-def group_name(consumer: str) -> str:
-    """The group a consumer name stands for (the inverse of :func:`consumer_name`)."""
-    return re.sub(rb"~([0-9A-F]{2})", lambda m: bytes([int(m[1], 16)]), consumer.encode()).decode()
