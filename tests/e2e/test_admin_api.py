@@ -36,7 +36,9 @@ PROBES: dict[tuple[str, str], list[tuple[str, bytes | None, dict[str, str]]]] = 
     ("get", "/api/events"): [("/api/events?topic=default", None, {}), ("/api/events?bus=x", None, {})],
     ("post", "/api/replay"): [
         ("/api/replay", b'{"topic": "default", "fromOffset": 0}', {}),
-        ("/api/replay", b'{"bus": "nope", "topic": "default"}', {}),
+        ("/api/replay", b'{"bus": "nope", "topic": "default", "fromOffset": 0}', {}),
+        ("/api/replay", b"{nope", {}),
+        ("/api/replay", b'{"topic": "default"}', {}),
     ],
     ("get", "/api/openapi.json"): [("/api/openapi.json", None, {})],
     **{(m, "/fn/{name}"): [("/fn/hello", b"", {}), ("/fn/nope", b"", {})]

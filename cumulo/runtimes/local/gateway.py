@@ -22,6 +22,7 @@ import time
 from typing import TYPE_CHECKING
 
 import aiohttp
+import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -34,6 +35,7 @@ from cumulo.errors import (
     PayloadTooLargeError,
     WorkerStartError,
 )
+from cumulo.events.bus.names import trigger_group
 from cumulo.events.cloudevent import events_from_http
 from cumulo.events.event import Event
 from cumulo.runtimes.local import openapi
@@ -228,11 +230,16 @@ class Gateway:
 
     async def replay(self, request: Request) -> Response:
         """Body ``{"trigger" | "topic", "fromOffset" | "fromTime", "bus"}``."""
-        ask = await request.json()
+        try:
+            ask = orjson.loads(await request.body())
+        except orjson.JSONDecodeError as e:
+            return problem(400, "invalid-replay", "Invalid replay request", f"not JSON: {e}")
+        if mistake := replay_mistake(ask):
+            return problem(400, "invalid-replay", "Invalid replay request", mistake)
         bus = self.platform.buses.get(ask.get("bus", "default"))
         if bus is None:
             return problem(404, "unknown-bus", "Unknown bus", "no such event bus")
-        group = f"trigger/{ask['trigger']}" if ask.get("trigger") else None
+        group = trigger_group(ask["trigger"]) if ask.get("trigger") else None
         count = await bus.replay(
             group=group,
             topic=ask.get("topic"),
@@ -240,3 +247,14 @@ class Gateway:
             from_time=ask.get("fromTime"),
         )
         return JSONResponse({"replayed": count})
+
+
+def replay_mistake(ask: object) -> str | None:
+    """What is wrong with a replay request's body, or None."""
+    if not isinstance(ask, dict):
+        return "the body must be a JSON object"
+    if (ask.get("trigger") is None) == (ask.get("topic") is None):
+        return "give exactly one of 'trigger' and 'topic'"
+    if (ask.get("fromOffset") is None) == (ask.get("fromTime") is None):
+        return "give exactly one of 'fromOffset' and 'fromTime'"
+    return None

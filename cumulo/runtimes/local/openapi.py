@@ -95,6 +95,7 @@ REPLAY = {
         "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Replay")}}},
         "responses": {
             "200": _json("How many events will be delivered again.", _ref("Replayed")),
+            "400": _problem("Not JSON, or not exactly one of trigger/topic and fromOffset/fromTime."),
             "401": UNAUTHORIZED,
             "404": _problem("No such bus."),
         },
