@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from benchmarks import bench_build, bench_bus, bench_platform, bench_worker  # noqa: E402
+from benchmarks import bench_backends, bench_build, bench_bus, bench_platform, bench_worker  # noqa: E402
 
 
 def bus_rows() -> list[dict[str, object]]:
@@ -31,6 +31,7 @@ SUITES = {
     "worker": bench_worker.run,
     "platform": bench_platform.run,
     "build": bench_build.run,
+    "backends": bench_backends.run,
 }
 
 

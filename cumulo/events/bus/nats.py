@@ -308,10 +308,11 @@ class NatsBus(Bus):
         taken: list[Message] = []
         budget = max(limit, min(limit * SCAN_FACTOR, MAX_SCAN))
         while len(taken) < limit and budget > 0:
-            batch = await self._take(sub, min(limit - len(taken), budget))
+            asked = min(limit - len(taken), budget)
+            batch = await self._take(sub, asked)
             if not batch:
                 break
-            budget -= len(batch)
+            budget = budget - len(batch) if len(batch) == asked else 0  # short: nothing more now
             try:
                 taken += await self._lease(group, batch, lease, accept)
             except Exception:

@@ -297,26 +297,35 @@ class RedisBus(Bus):
         """Run the filter over the new entries first: a filter that raises changes nothing."""
         if limit <= 0:
             return []
-        scan = max(limit, min(limit * SCAN_FACTOR, MAX_SCAN))
-        async with self._errors():
-            entries = await self.redis.xrange(topic, f"({cursor}", "+", count=scan)
-            pending = (
-                await self.redis.zmscore(_keys(group)[0], [e[0] for e in entries])
-                if entries
-                else []
-            )
+        budget = max(limit, min(limit * SCAN_FACTOR, MAX_SCAN))
         decisions: list[Any] = []
-        taken = 0
-        for entry, score in zip(entries, pending, strict=True):
-            if score is not None:
-                decisions += [entry[0], 2]
-                continue
-            ok = accept is None or accept(_message(topic, entry).event)
-            decisions += [entry[0], 1 if ok else 0]
-            taken += ok
-            if taken == limit:
-                break
+        taken, chunk = 0, limit
+        while taken < limit and budget > 0:  # read little when most entries match
+            entries = await self._entries(group, topic, cursor, min(chunk, budget))
+            for entry, leased in entries:
+                if leased:
+                    decisions += [entry[0], 2]
+                    continue
+                ok = accept is None or accept(_message(topic, entry).event)
+                decisions += [entry[0], 1 if ok else 0]
+                taken += ok
+                if taken == limit:
+                    break
+            if len(entries) < min(chunk, budget):
+                break  # the end of the stream
+            cursor, budget, chunk = entries[-1][0][0], budget - len(entries), chunk * 4
         return decisions
+
+    async def _entries(
+        self, group: str, topic: str, cursor: Any, count: int
+    ) -> list[tuple[Any, bool]]:
+        """Up to ``count`` entries after ``cursor``, each with whether it is leased already."""
+        async with self._errors():
+            entries = await self.redis.xrange(topic, f"({_text(cursor)}", "+", count=count)
+            if not entries:
+                return []
+            scores = await self.redis.zmscore(_keys(group)[0], [e[0] for e in entries])
+        return [(entry, score is not None) for entry, score in zip(entries, scores, strict=True)]
 
     async def settle(self, group: str, settlements: Sequence[Settlement]) -> None:
         if not settlements:
