@@ -104,6 +104,7 @@ def print_ready(platform: Any) -> None:
         console.print(f"  trigger  [magenta]{dispatcher.trigger.name}[/magenta] → {spec.function}")
     for name in platform.webhooks:
         console.print(f"  source   [yellow]{name}[/yellow]  POST {platform.url}/sources/{name}")
+    console.print(f"  dashboard {platform.url}/ui/")
     console.print(f"  events   POST {platform.url}/events   (Ctrl-C stops)")
 
 

@@ -46,6 +46,15 @@ PROBES: dict[tuple[str, str], list[tuple[str, bytes | None, dict[str, str]]]] = 
     **{(m, "/fn/{name}/{path}"): [("/fn/hello/a/b", b"", {})]
        for m in ("get", "post", "put", "delete")},
     ("post", "/sources/{name}"): [("/sources/nope", b"{}", {"Content-Type": "application/json"})],
+    ("get", "/api/functions"): [("/api/functions", None, {})],
+    ("get", "/api/graph"): [("/api/graph", None, {})],
+    ("get", "/api/events/search"): [("/api/events/search?type=test", None, {}), ("/api/events/search?bus=x", None, {})],
+    ("get", "/api/runs"): [("/api/runs", None, {})],
+    ("get", "/api/runs/{id}"): [("/api/runs/nope", None, {})],
+    ("get", "/api/runs/{id}/log"): [("/api/runs/nope/log", None, {})],
+    ("get", "/api/models"): [("/api/models", None, {})],
+    ("get", "/api/dead-letters"): [("/api/dead-letters", None, {}), ("/api/dead-letters?bus=x", None, {})],
+    ("post", "/api/dead-letters/{offset}/redrive"): [("/api/dead-letters/1/redrive", b"", {})],
 }
 
 

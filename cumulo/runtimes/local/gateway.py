@@ -11,6 +11,7 @@
 - ``/api/...``: what the CLI reads about the running platform; the whole API is
   described at ``/api/openapi.json`` (:mod:`cumulo.runtimes.local.openapi`).
 - ``GET /metrics``: Prometheus metrics (:mod:`cumulo.runtimes.local.metrics`).
+- ``/ui/``: the web dashboard (:mod:`cumulo.runtimes.local.dashboard`).
 
 With ``CUMULO_API_TOKEN`` set, ``/api/*``, ``/metrics`` and ``/events`` need a
 bearer token (:mod:`cumulo.runtimes.local.auth`); ``/fn/*`` stays public.
@@ -40,6 +41,7 @@ from cumulo.events.cloudevent import events_from_http
 from cumulo.events.event import Event
 from cumulo.runtimes.local import openapi
 from cumulo.runtimes.local.auth import BearerAuth
+from cumulo.runtimes.local.dashboard import Dashboard
 from cumulo.runtimes.local.jobs import JobRunner
 from cumulo.runtimes.local.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cumulo.runtimes.local.sources import source_routes
@@ -112,6 +114,7 @@ class Gateway:
                 Route("/fn/{name}", self.function, methods=METHODS),
                 Route("/fn/{name}/{path:path}", self.function, methods=METHODS),
                 *source_routes(lambda name: self.platform.webhooks.get(name)),
+                *Dashboard(platform).routes(),  # /ui/ and the /api/ it reads
             ],
             middleware=[Middleware(BearerAuth, token=platform.settings.api_token)],
         )

@@ -164,6 +164,53 @@ SOURCE = {
     }
 }
 
+RUN_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+OFFSET = {"name": "offset", "in": "path", "required": True, "schema": {"type": "integer"}}
+ARRAY = {"type": "array", "items": {"type": "object"}}
+
+
+def _read(summary: str, schema: dict[str, Any], *params: dict[str, Any], **errors: str) -> Any:
+    responses = {"200": _json("OK.", schema), "401": UNAUTHORIZED}
+    return {"get": {"summary": summary, "parameters": list(params),
+                    "responses": responses | {k: _problem(v) for k, v in errors.items()}}}
+
+
+DEAD_LETTER_TOPIC = _query("topic", "Default: the triggers' dead-letter topic.", {"type": "string"})
+SEARCH = [
+    _query(name, f"Only events whose {name} contains this.", {"type": "string"})
+    for name in ("type", "source", "subject")
+] + [
+    _query("since", "Published at or after (Unix time or ISO 8601).", {"type": "string"}),
+    _query("until", "Published at or before (Unix time or ISO 8601).", {"type": "string"}),
+    _query("limit", "At most this many (newest first).", {"type": "integer", "minimum": 1}),
+]
+DASHBOARD: dict[str, Any] = {
+    "/api/functions": _read("Functions: live replicas, invocations, errors, cold starts.", ARRAY),
+    "/api/graph": _read("The event flow: sources, event types, functions; counts on edges.",
+                        {"type": "object"}),
+    "/api/events/search": _read("Events matching filters, each with the runs it started and"
+                                " the events it caused.", ARRAY, BUS, TOPIC, *SEARCH,
+                                **{"404": "No such bus."}),
+    "/api/runs": _read("Job runs, newest first, with their progress.", ARRAY,
+                       _query("function", "Only this function's.", {"type": "string"})),
+    "/api/runs/{id}": _read("One run.", {"type": "object"}, RUN_ID, **{"404": "No such run."}),
+    "/api/runs/{id}/log": {"get": {"summary": "The tail of a run's log.", "parameters": [RUN_ID],
+        "responses": {"200": {"description": "The log.", "content": {"text/plain": {
+            "schema": {"type": "string"}}}}, "401": UNAUTHORIZED,
+            "404": _problem("No such run.")}}},
+    "/api/models": _read("Models: versions, stages, metrics, lineage, champion history.", ARRAY),
+    "/api/dead-letters": _read("Dead-lettered events with the reason (`cumulo*` extensions)"
+                               " and their redrive, newest first.", ARRAY, BUS,
+                               DEAD_LETTER_TOPIC, **{"404": "No such bus."}),
+    "/api/dead-letters/{offset}/redrive": {"post": {
+        "summary": "Publish a dead letter's original event again (reason stripped, dedup off)"
+        " to its trigger's topic; idempotent per dead letter.",
+        "parameters": [OFFSET, BUS, DEAD_LETTER_TOPIC],
+        "responses": {"200": _json("Redriven (now or before: `alreadyRedriven`).", _ref("Redrive")),
+                      "401": UNAUTHORIZED,
+                      "404": _problem("No such bus, or no dead letter at that offset.")}}},
+}
+
 SCHEMAS: dict[str, Any] = {
     "Problem": {
         "type": "object",
@@ -207,6 +254,16 @@ SCHEMAS: dict[str, Any] = {
         },
     },
     "Replayed": {"type": "object", "properties": {"replayed": {"type": "integer"}}},
+    "Redrive": {
+        "type": "object",
+        "properties": {
+            "offset": {"type": "integer", "description": "The dead letter's."},
+            "topic": {"type": "string", "description": "Where the event went again."},
+            "newOffset": {"type": "integer"},
+            "at": {"type": "number"},
+            "alreadyRedriven": {"type": "boolean"},
+        },
+    },
 }
 
 DOCUMENT: dict[str, Any] = {
@@ -229,6 +286,7 @@ DOCUMENT: dict[str, Any] = {
         "/fn/{name}": FUNCTION,
         "/fn/{name}/{path}": FUNCTION_PATH,
         "/sources/{name}": SOURCE,
+        **DASHBOARD,
     },
     "components": {
         "schemas": SCHEMAS,

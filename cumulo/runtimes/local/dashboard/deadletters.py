@@ -106,8 +106,9 @@ class RedriveLog:
                 (bus, topic, redrive.offset, redrive.topic, redrive.new_offset, redrive.at),
             )
 
-    async def redrive(self, bus_name: str, bus: Bus, topic: str, message: Message,
-                      target: str) -> Redrive:  # fmt: skip
+    async def redrive(
+        self, bus_name: str, bus: Bus, topic: str, message: Message, target: str
+    ) -> Redrive:
         """Publish ``message``'s original event to ``target`` once; later calls answer the first."""
         async with self._lock:
             done = await asyncio.to_thread(self.done, bus_name, topic)

@@ -65,8 +65,9 @@ def build(project: Project, status: dict[str, Any], messages: list[Message]) -> 
         function = graph.node("function", trigger.spec.function)
         classic = (trigger.spec.filter or {}).get("attributes", {}).get("type")
         for type_ in filter_types(trigger.spec.filters) + ([classic] if classic else []):
-            graph.edge(graph.node("type", type_), function, delivered.get(trigger.name, 0),
-                       trigger.name)  # fmt: skip
+            graph.edge(
+                graph.node("type", type_), function, delivered.get(trigger.name, 0), trigger.name
+            )
     for function in project.functions.values():
         for type_ in function.spec.emits:
             graph.edge(graph.node("function", function.name), graph.node("type", type_))
@@ -95,8 +96,9 @@ def _add_observed(graph: Graph, messages: list[Message]) -> None:
         consumed = any(a == node for a, _ in graph.edges)
         if node.startswith("type:") and consumed and node not in produced:
             external = sum(n for (f, t), n in counts.items() if t == node[5:] and f is None)
-            graph.nodes.setdefault(EXTERNAL, {"id": EXTERNAL, "kind": "source",
-                                              "label": "publishers"})  # fmt: skip
+            graph.nodes.setdefault(
+                EXTERNAL, {"id": EXTERNAL, "kind": "source", "label": "publishers"}
+            )
             graph.edge(EXTERNAL, node, external)
 
 
