@@ -80,6 +80,16 @@ class BusSettings:
     extra: dict[str, str] = field(default_factory=dict)
 
 
+def check_replay(
+    group: str | None, topic: str | None, from_offset: int | None, from_time: float | None
+) -> None:
+    """Raise ``ValueError`` unless a replay names one of group/topic and one starting point."""
+    if (group is None) == (topic is None):
+        raise ValueError("replay needs exactly one of group= or topic=")
+    if (from_offset is None) == (from_time is None):
+        raise ValueError("replay needs exactly one of from_offset= or from_time=")
+
+
 class Bus(abc.ABC):
     """An event bus backend. Use as ``async with``; methods are coroutine-safe."""
 

@@ -51,6 +51,7 @@ from cumulo.events.bus.base import (
     Nack,
     Settlement,
     StartAt,
+    check_replay,
 )
 from cumulo.events.bus.kafka_client import KafkaClient, now_ms
 from cumulo.events.bus.kafka_groups import GroupState
@@ -223,8 +224,7 @@ class KafkaBus(KafkaLog):
         from_offset: int | None = None,
         from_time: float | None = None,
     ) -> int:
-        if (group is None) == (topic is None) or (from_offset is None) == (from_time is None):
-            raise ValueError("replay needs one of group/topic and one of from_offset/from_time")
+        check_replay(group, topic, from_offset, from_time)
         targets = [await self._group(group)] if group else await self._on_topic(str(topic))
         total = 0
         for state in targets:

@@ -59,6 +59,7 @@ from cumulo.events.bus.base import (
     Nack,
     Settlement,
     StartAt,
+    check_replay,
 )
 from cumulo.events.bus.names import consumer_name, group_name
 from cumulo.events.event import Event, from_json, to_json, validate_attributes
@@ -414,10 +415,7 @@ class NatsBus(Bus):
         from_offset: int | None = None,
         from_time: float | None = None,
     ) -> int:
-        if (group is None) == (topic is None):
-            raise ValueError("replay needs exactly one of group= or topic=")
-        if (from_offset is None) == (from_time is None):
-            raise ValueError("replay needs exactly one of from_offset= or from_time=")
+        check_replay(group, topic, from_offset, from_time)
         if group is not None:
             targets = [await self._info(group)]
         else:

@@ -58,6 +58,7 @@ from cumulo.events.bus.base import (
     Nack,
     Settlement,
     StartAt,
+    check_replay,
 )
 from cumulo.events.event import Event, from_json, to_json, validate_attributes
 
@@ -374,10 +375,7 @@ class RedisBus(Bus):
         from_offset: int | None = None,
         from_time: float | None = None,
     ) -> int:
-        if (group is None) == (topic is None):
-            raise ValueError("replay needs exactly one of group= or topic=")
-        if (from_offset is None) == (from_time is None):
-            raise ValueError("replay needs exactly one of from_offset= or from_time=")
+        check_replay(group, topic, from_offset, from_time)
         if group is not None:
             targets = [(group, await self._topic(group))]
         else:
