@@ -119,11 +119,25 @@ def layout(graph: Graph) -> dict[str, tuple[int, int]]:
     columns: dict[int, list[str]] = {}
     for node, column in sorted(ranks(graph).items(), key=lambda item: item[1]):
         columns.setdefault(column, []).append(node)
+    _order(graph, columns)
     return {
         node: (PAD + column * COL_W, PAD + row * ROW_H)
         for column, nodes in columns.items()
         for row, node in enumerate(nodes)
     }
+
+
+def _order(graph: Graph, columns: dict[int, list[str]]) -> None:
+    """Each column sorted by where its feeders sit (fewer crossings), unfed nodes last."""
+    row: dict[str, float] = {}
+    for column in sorted(columns):
+
+        def place(node: str) -> float:
+            feeders = [row[a] for a, b in graph.edges if b == node and a in row]
+            return sum(feeders) / len(feeders) if feeders else float(len(graph.nodes))
+
+        columns[column].sort(key=place)
+        row.update({node: index for index, node in enumerate(columns[column])})
 
 
 def svg(graph: Graph) -> str:
