@@ -16,9 +16,13 @@ def platform_factory(tmp_path: Path) -> Iterator[Launcher]:
     started: list[RunningPlatform] = []
 
     def launch(
-        project: Path, *, env: dict[str, str] | None = None, state: Path | None = None
+        project: Path,
+        *,
+        env: dict[str, str] | None = None,
+        state: Path | None = None,
+        port: int = 0,
     ) -> RunningPlatform:
-        platform = RunningPlatform(project, state or tmp_path / "state", env or {})
+        platform = RunningPlatform(project, state or tmp_path / "state", env or {}, port=port)
         started.append(platform)
         return platform.start()
 

@@ -35,6 +35,7 @@ class RunningPlatform:
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     url: str = ""
+    port: int = 0  # the gateway's; 0 picks one
 
     def start(self) -> RunningPlatform:
         self.state.mkdir(parents=True, exist_ok=True)
@@ -42,7 +43,7 @@ class RunningPlatform:
         env = {**os.environ, "CUMULO_STATE_DIR": str(self.state), **self.env}
         with open(self.state / "platform.out", "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cumulo", "up", str(self.project), "--port", "0"],
+                [sys.executable, "-m", "cumulo", "up", str(self.project), "--port", str(self.port)],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
