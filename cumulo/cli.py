@@ -485,12 +485,22 @@ def build(
     registry: Annotated[str, typer.Option(help="Registry to push to: host:port/path.")] = "127.0.0.1:5000",
     builder: Annotated[str | None, typer.Option(help="oci (auto), buildah.")] = None,
     tag: Annotated[str, typer.Option()] = "latest",
+    base_image: Annotated[
+        str | None, typer.Option(help="Instead of each function's build.baseImage.")
+    ] = None,
 ) -> None:
     """Build functions' images and push them: prints each image and its digest."""
     from cumulo.builders.cli import run_build
 
     try:
-        run_build(project, function or [], registry=registry, builder=builder, tag=tag)
+        run_build(
+            project,
+            function or [],
+            registry=registry,
+            builder=builder,
+            tag=tag,
+            base_image=base_image,
+        )
     except SpecError as e:
         raise fail(str(e), 2) from e
     except CumuloError as e:

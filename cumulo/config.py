@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP collector URL; when set, spans are exported."
     )
+    daprd: Path | None = Field(
+        default=None,
+        description="The daprd binary for embedded dapr:// buses (default: PATH, then"
+        " ~/.cache/cumulo-infra/daprd-*/daprd).",
+    )
 
     def state_path(self, project_dir: Path) -> Path:
         """The state directory for a project: the setting, or ``project_dir/.cumulo``."""

@@ -18,6 +18,7 @@ def run_build(
     registry: str,
     builder: str | None,
     tag: str,
+    base_image: str | None = None,
     insecure: bool | None = None,
     cache_dir: Path | None = None,
     console: Console | None = None,
@@ -27,7 +28,9 @@ def run_build(
     options = BuildOptions(insecure=insecure)
     if cache_dir is not None:
         options = BuildOptions(cache_dir=cache_dir, insecure=insecure)
-    request = BuildRequest(registry=registry, builder=builder, tag=tag, options=options)
+    request = BuildRequest(
+        registry=registry, builder=builder, tag=tag, base_image=base_image, options=options
+    )
     label = ", ".join(functions) or "every function"
     with console.status(f"building {label} → {registry} …"):
         results = build_functions(project_dir, functions, request)

@@ -7,6 +7,7 @@ gives it (``PROJECT``: the project folder's name as a DNS label), unless a
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ class BuildRequest:
     builder: str | None = None  # None: each function's spec.build.builder
     tag: str = "latest"
     prefix: str | None = None  # default: "PROJECT-"
+    base_image: str | None = None  # None: each function's spec.build.baseImage
     options: BuildOptions = field(default_factory=BuildOptions)
 
 
@@ -57,6 +59,8 @@ def build_functions(
             raise BuildError(f"{name}: the {builder_name} builder runs in a cluster, not here")
         builder = builders.create(builder_name, request.options)
         plan = detect(function, project.root)
+        if request.base_image is not None:
+            plan = dataclasses.replace(plan, base_image=request.base_image)
         results.append((name, builder.build(plan, image_name(request, name, project.root))))
     return results
 

@@ -115,6 +115,7 @@ class Gateway:
                 Route("/fn/{name}/{path:path}", self.function, methods=METHODS),
                 *source_routes(lambda name: self.platform.webhooks.get(name)),
                 *Dashboard(platform).routes(),  # /ui/ and the /api/ it reads
+                *platform.dapr.routes(),  # /dapr/*: an embedded Dapr bus's deliveries
             ],
             middleware=[Middleware(BearerAuth, token=platform.settings.api_token)],
         )

@@ -27,6 +27,7 @@ from cumulo.events.dispatcher import TriggerDispatcher
 from cumulo.events.event import Event
 from cumulo.events.sources.webhook import HttpSource
 from cumulo.runtimes.local.checkpoints import SqliteCheckpoints
+from cumulo.runtimes.local.dapr_push import DaprPush
 from cumulo.runtimes.local.gateway import Gateway
 from cumulo.runtimes.local.jobs import JobRunner
 from cumulo.runtimes.local.pool import ServicePool
@@ -62,6 +63,7 @@ class Platform:
         self.sources: list[Running] = []
         self.webhooks: dict[str, HttpSource] = {}
         self.telemetry = Telemetry(self)  # metrics registry, span export
+        self.dapr = DaprPush(self)  # embedded dapr:// buses: sidecars, push delivery
         self.gateway = Gateway(self)
         self.url = ""
         self._tasks: list[asyncio.Task[Any]] = []
@@ -104,7 +106,9 @@ class Platform:
 
     async def _start_buses(self) -> None:
         for name, resource in self.project.buses.items():
-            bus = open_bus(resource, self.project.root, self.state, self.settings)
+            bus = await self.dapr.open_bus(name, resource) or open_bus(
+                resource, self.project.root, self.state, self.settings
+            )
             bus = self.telemetry.observe(name, bus)  # counts what is published
             await bus.start()
             self.buses[name] = bus
@@ -149,6 +153,8 @@ class Platform:
     def _start_dispatchers(self) -> None:
         triggers = self.project.all_triggers()
         for trigger in triggers.values():
+            if self.dapr.pushes(trigger):
+                continue  # Dapr delivers it: see cumulo.runtimes.local.dapr_push
             function = self.project.functions[trigger.spec.function]
             scale = function.spec.scale
             per_replica = 1 if function.spec.mode == "job" else scale.concurrency
@@ -203,6 +209,7 @@ class Platform:
         if server.started:
             port = server.servers[0].sockets[0].getsockname()[1]
             self.url = f"http://{self.settings.host}:{port}"
+            await self.dapr.start_subscribers(port)
             self._write_gateway_file(port)
             if on_ready:
                 on_ready(self)
@@ -236,6 +243,7 @@ class Platform:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.dapr.stop()
         await asyncio.gather(*(d.drain(DRAIN_SECONDS) for d in self.dispatchers))
         for destination in self.destinations.values():
             if isinstance(destination, ServicePool):

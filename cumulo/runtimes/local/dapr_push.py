@@ -1,0 +1,292 @@
+"""An embedded Dapr bus: ``cumulo up`` runs the sidecars, and Dapr pushes events to it.
+
+URL: ``dapr://<pub/sub component>?broker=<broker URL>``, e.g.
+``dapr://pubsub?broker=redis://127.0.0.1:6379/0`` (``nats://`` and
+``kafka://`` brokers work too; see :func:`cumulo.runtimes.dapr.component`).
+The cluster renderer reads the same URL as ``dapr://<component>`` (a Component
+that exists there). A ``dapr://host:port/<component>`` URL (no ``broker``)
+names a sidecar that is already running: it can be published to, but nothing
+is delivered from it.
+
+What ``cumulo up`` starts for an embedded bus (:mod:`.daprd`):
+
+- one publishing sidecar (no app): the bus publishes through it (gRPC);
+- after the gateway listens, one sidecar per trigger on the bus, app-id
+  ``<project>-<trigger>`` (Dapr's consumer group, as a pull dispatcher's group
+  is per trigger), app port = the gateway's, with the pub/sub Component, the
+  trigger's Resiliency (retries, backoff, timeout) and a declarative
+  Subscription (topic, the filter as a CEL rule, route
+  ``/dapr/deliver/<trigger>``, ``deadLetterTopic``). One sidecar per trigger
+  because Dapr keeps one subscription per topic per app, and one inbound
+  policy per component per app.
+
+``POST /dapr/deliver/<trigger>`` (:meth:`DaprPush.deliver`) re-checks the filter
+(what CEL cannot see was widened), delivers to the function and answers:
+``SUCCESS`` once the replies are published; ``RETRY`` for a retryable failure
+while the trigger's retries last (attempts are counted per event in memory);
+otherwise Cumulo dead-letters the event itself, with its ``cumuloerror*``
+reasons (:func:`cumulo.events.delivery.dead_letter`), to the trigger's
+dead-letter topic, and answers ``SUCCESS``. Dapr's own dead-lettering (which
+drops the reasons) is left for events the gateway could not answer.
+Deliveries carry a random ``dapr-api-token``; others get 401.
+
+Not carried over from pull delivery: consumer-side dedup, ``maxEventAge``,
+replay, consumer-group listings, and per-delivery telemetry middleware.
+Listing a topic (``/api/events``) reads the broker through its own bus when
+the broker is Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cumulo.errors import BusError, CumuloError, InvalidEventError
+from cumulo.events import delivery, tracing
+from cumulo.events.bus import Bus, BusSettings, bus_from_url
+from cumulo.events.bus.dapr import DaprBus
+from cumulo.events.cloudevent import events_from_http
+from cumulo.events.event import Event
+from cumulo.events.filters import compile_filter
+from cumulo.events.outcome import Outcome, RetryLater, Success
+from cumulo.runtimes.dapr import component, resiliency, subscription
+from cumulo.runtimes.local.daprd import Sidecar, daprd_binary, launch
+from cumulo.runtimes.local.wiring import bus_url
+from cumulo.spec.models import EventBus, Trigger
+
+if TYPE_CHECKING:
+    from cumulo.runtimes.local.platform import Platform
+
+log = logging.getLogger("cumulo.dapr")
+
+ROUTE = "/dapr/deliver/"
+TOKEN_HEADER = "dapr-api-token"
+DAPR_EXTENSIONS = ("pubsubname", "topic", "traceid", "tracestate")
+CLAIM_MARGIN_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedUrl:
+    component: str
+    broker: str
+
+    @classmethod
+    def parse(cls, url: str) -> EmbeddedUrl | None:
+        """The parts of ``dapr://<component>?broker=<url>``; ``None`` for other URLs."""
+        parts = urlsplit(url)
+        broker = parse_qs(parts.query).get("broker")
+        if parts.scheme != "dapr" or not broker:
+            return None
+        return cls(parts.netloc or parts.path.strip("/") or "pubsub", broker[0])
+
+
+class EmbeddedDaprBus(DaprBus):
+    """Publishes through the platform's sidecar; lists topics through the broker's bus."""
+
+    def __init__(self, url: str, settings: BusSettings, reader: Bus | None):
+        super().__init__(url, bus_settings=settings)
+        self.reader = reader
+
+    async def start(self) -> None:
+        await super().start()
+        if self.reader is not None:
+            await self.reader.start()
+
+    async def close(self) -> None:
+        await super().close()
+        if self.reader is not None:
+            await self.reader.close()
+
+    async def read(self, topic: str, **options: Any) -> Any:
+        if self.reader is None:
+            return await super().read(topic, **options)
+        return await self.reader.read(topic, **options)
+
+    async def topics(self) -> list[str]:
+        return await (self.reader or super()).topics()
+
+    async def groups(self) -> list[Any]:
+        return []  # Dapr's consumer groups are the sidecars'
+
+    async def trim(self) -> int:
+        return 0  # retention is the broker's
+
+
+class DaprPush:
+    """The embedded Dapr buses of a platform: their sidecars and the delivery routes."""
+
+    def __init__(self, platform: Platform):
+        self.platform = platform
+        self.embedded: dict[str, EmbeddedUrl] = {}  # by bus name
+        self.sidecars: list[Sidecar] = []
+        self.attempts: dict[tuple[str, str, str], int] = {}
+        self.token = secrets.token_urlsafe(24)
+        self.triggers: dict[str, Trigger] = {}
+        self.accepts: dict[str, Any] = {}  # trigger name -> its compiled filter
+
+    @property
+    def folder(self) -> Path:
+        return self.platform.state / "dapr"
+
+    def app_id(self, suffix: str) -> str:
+        name = f"{self.platform.project.root.resolve().name}-{suffix}".lower()
+        return re.sub(r"[^a-z0-9-]+", "-", name).strip("-")
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/dapr/subscribe", self.subscribe),
+            Route(ROUTE + "{trigger}", self.deliver, methods=["POST"]),
+        ]
+
+    def pushes(self, trigger: Trigger) -> bool:
+        """Whether Dapr delivers this trigger's events (no pull dispatcher then)."""
+        return trigger.spec.bus in self.embedded
+
+    # --- sidecars ------------------------------------------------------------------
+
+    async def open_bus(self, name: str, resource: EventBus) -> Bus | None:
+        """The bus for an embedded Dapr URL, its sidecar started; ``None`` for other URLs."""
+        settings = self.platform.settings
+        url = bus_url(resource, self.platform.project.root, self.platform.state, settings)
+        embedded = EmbeddedUrl.parse(url)
+        if embedded is None:
+            return None
+        resources = [component(embedded.component, embedded.broker)]
+        sidecar = await self._start(name, resources, app_port=None)
+        reader = bus_from_url(embedded.broker) if embedded.broker.startswith("redis") else None
+        bus_settings = BusSettings(resource.spec.dedup_window, resource.spec.retention, {})
+        self.embedded[name] = embedded
+        address = f"dapr://127.0.0.1:{sidecar.grpc_port}/{embedded.component}"
+        return EmbeddedDaprBus(address, bus_settings, reader)
+
+    async def start_subscribers(self, port: int) -> None:
+        """One sidecar per trigger on an embedded bus, delivering to the gateway at ``port``."""
+        triggers = self.platform.project.all_triggers().values()
+        self.triggers = {t.name: t for t in triggers if self.pushes(t)}
+        self.accepts = {name: compile_filter(t.spec) for name, t in self.triggers.items()}
+        await asyncio.gather(
+            *(
+                self._start(t.name, self._resources(t), app_port=port)
+                for t in self.triggers.values()
+            )
+        )
+
+    def _resources(self, trigger: Trigger) -> list[dict[str, Any]]:
+        embedded = self.embedded[trigger.spec.bus]
+        binding = trigger.spec.model_copy(update={"bus": embedded.component})
+        app_id = self.app_id(trigger.name)
+        pubsub = component(embedded.component, embedded.broker)
+        if embedded.broker.startswith("redis"):  # don't reclaim an event still being delivered
+            claim = f"{self._longest_delivery(trigger) + CLAIM_MARGIN_SECONDS:g}s"
+            pubsub["spec"]["metadata"].append({"name": "processingTimeout", "value": claim})
+        declared = subscription(app_id, binding, route=ROUTE + trigger.name, scopes=[app_id])
+        # Dapr dead-letters what no rule matches: those come back here and are skipped
+        declared["spec"]["routes"].setdefault("default", ROUTE + trigger.name)
+        return [pubsub, resiliency(f"{app_id}-resiliency", [binding], scopes=[app_id]), declared]
+
+    def _timeout(self, trigger: Trigger) -> float:
+        function = self.platform.project.functions[trigger.spec.function]
+        return trigger.spec.delivery.timeout or function.spec.timeout
+
+    def _longest_delivery(self, trigger: Trigger) -> float:
+        policy = trigger.spec.delivery
+        return (self._timeout(trigger) + policy.max_backoff) * (policy.retries + 1)
+
+    async def _start(self, name: str, resources: list[Any], *, app_port: int | None) -> Sidecar:
+        app_id = self.app_id(name)
+        binary = daprd_binary(self.platform.settings.daprd)
+        sidecar = launch(
+            binary, self.folder / app_id, resources, app_id=app_id, app_port=app_port,
+            app_token=self.token,
+        )  # fmt: skip
+        self.sidecars.append(sidecar)
+        async with aiohttp.ClientSession() as session:
+            await sidecar.wait_healthy(session)
+        return sidecar
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(sidecar.stop() for sidecar in self.sidecars))
+
+    # --- delivery ------------------------------------------------------------------
+
+    async def subscribe(self, request: Request) -> Response:
+        return JSONResponse([])  # the subscriptions are declarative, one per sidecar
+
+    async def deliver(self, request: Request) -> Response:
+        trigger = self.triggers.get(request.path_params["trigger"])
+        if request.headers.get(TOKEN_HEADER) != self.token:
+            return JSONResponse({"status": "DROP", "message": "unauthorized"}, status_code=401)
+        if trigger is None:
+            return JSONResponse({"status": "DROP", "message": "unknown trigger"}, 404)
+        try:
+            events = events_from_http(request.headers, await request.body())
+        except InvalidEventError as e:
+            return JSONResponse({"status": "DROP", "message": str(e)})
+        status = "SUCCESS"
+        for event in events:
+            status = await self._handle(trigger, _without_dapr(event))
+        return JSONResponse({"status": status})
+
+    async def _handle(self, trigger: Trigger, event: Event) -> str:
+        if not self.accepts[trigger.name](event):
+            return "SUCCESS"
+        key = (trigger.name, event.source, event.id)
+        attempt = self.attempts[key] = self.attempts.get(key, 0) + 1
+        event = tracing.ensure_trace(event)
+        try:
+            outcome = await self._invoke(trigger, event)
+            status = await self._settle(trigger, event, outcome, attempt)
+        except BusError:
+            return "RETRY"  # the replies or the dead letter were not published
+        if status == "SUCCESS":
+            self.attempts.pop(key, None)
+        return status
+
+    async def _invoke(self, trigger: Trigger, event: Event) -> Outcome:
+        destination = self.platform.destinations[trigger.spec.function]
+        try:
+            return await destination.deliver(event, timeout=self._timeout(trigger))
+        except CumuloError as e:
+            return RetryLater(type(e).__name__, str(e))
+
+    async def _settle(self, trigger: Trigger, event: Event, outcome: Outcome, attempt: int) -> str:
+        bus = self.platform.buses[trigger.spec.bus]
+        if isinstance(outcome, Success):
+            replies = [tracing.reply_of(event, reply) for reply in outcome.replies]
+            if replies:
+                await bus.publish(trigger.spec.topic, replies)
+            return "SUCCESS"
+        policy = trigger.spec.delivery
+        retryable = isinstance(outcome, RetryLater) or not outcome.permanent
+        if retryable and delivery.should_retry(policy, attempt):
+            return "RETRY"
+        dead = delivery.dead_letter(
+            event,
+            error_type=outcome.error_type,
+            message=outcome.message,
+            attempts=attempt,
+            destination=trigger.spec.function,
+            trigger=trigger.name,
+        )
+        await bus.publish(policy.dead_letter_topic, [dead])
+        log.warning(
+            "trigger %s: dead-lettered %s after %d attempt(s): %s: %s",
+            trigger.name, event, attempt, outcome.error_type, outcome.message,
+        )  # fmt: skip
+        return "SUCCESS"
+
+
+def _without_dapr(event: Event) -> Event:
+    """The event as Cumulo published it: without the extensions Dapr adds."""
+    return event.with_attributes(**dict.fromkeys(DAPR_EXTENSIONS))
