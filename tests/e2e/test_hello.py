@@ -89,3 +89,12 @@ def test_python_publish(platform_factory):
     assert event.id
     assert cumulo.publish is not None
     wait_for(lambda: "recorded: Hello, Barbara!" in platform.log("record"), what="record's log")
+
+
+def test_sigterm_stops_every_part_in_order(platform_factory):
+    platform = platform_factory(HELLO)
+    assert platform.request("GET", "/fn/hello").status == 200  # a worker is running
+    assert (platform.state / "gateway.json").exists()
+    assert platform.stop() == 0  # not killed by the signal: the platform stopped itself
+    assert not (platform.state / "gateway.json").exists()  # removed on the way out
+    assert "Traceback" not in platform.output()

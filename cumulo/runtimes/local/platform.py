@@ -13,7 +13,9 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Coroutine
+import signal
+import threading
+from collections.abc import Coroutine, Iterator
 from dataclasses import asdict
 from typing import Any
 
@@ -49,6 +51,28 @@ log = logging.getLogger("cumulo.platform")
 IDLE_CHECK_SECONDS = 1.0
 RETENTION_CHECK_SECONDS = 3600.0
 DRAIN_SECONDS = 5.0
+
+
+class GatewayServer(uvicorn.Server):
+    """uvicorn's server, except that SIGTERM or SIGINT ends ``serve()`` and goes no further.
+
+    uvicorn raises the signal again once it has stopped serving, which would end
+    the process before :meth:`Platform.run` stops the dispatchers, pools,
+    templates and buses in order.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in handled}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 class Platform:
@@ -202,7 +226,7 @@ class Platform:
             lifespan="off",
             access_log=False,
         )
-        server = uvicorn.Server(config)
+        server = GatewayServer(config)
         serving = asyncio.create_task(server.serve())
         while not server.started and not serving.done():
             await asyncio.sleep(0.01)
