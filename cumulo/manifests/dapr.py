@@ -48,6 +48,7 @@ from cumulo.spec import Delivery, Filter, Function, Trigger
 API_V1 = "dapr.io/v1alpha1"
 API_SUBSCRIPTION = "dapr.io/v2alpha1"
 EVENTS_ROUTE = "/dapr/events"  # cumulo.runtimes.worker.dapr.EVENTS_ROUTE
+SKIP_ROUTE = "/dapr/skip"  # cumulo.runtimes.worker.dapr.SKIP_ROUTE: no rule matched
 CEL_ATTRIBUTES = frozenset(
     {"id", "source", "type", "subject", "specversion", "time", "datacontenttype"}
 )
@@ -99,7 +100,7 @@ def subscription(ctx: Context, trigger: Trigger, broker: Broker) -> dict[str, An
     rule = filter_expression(_filters(trigger))
     routes: dict[str, Any] = {"default": EVENTS_ROUTE}
     if rule is not None:
-        routes = {"rules": [{"match": rule, "path": EVENTS_ROUTE}]}
+        routes = {"rules": [{"match": rule, "path": EVENTS_ROUTE}], "default": SKIP_ROUTE}
     return {
         "apiVersion": API_SUBSCRIPTION,
         "kind": "Subscription",

@@ -43,7 +43,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from cumulo.errors import Problem, SpecError
 from cumulo.manifests.dapr import filter_expression, retry_policy
-from cumulo.runtimes.worker.dapr import EVENTS_ROUTE
+from cumulo.runtimes.worker.dapr import EVENTS_ROUTE, SKIP_ROUTE
 from cumulo.spec.models import Delivery, Filter, TriggerBinding
 
 __all__ = [
@@ -196,7 +196,8 @@ def _routes(trigger: TriggerBinding, route: str) -> dict[str, Any]:
     match = filter_expression(trigger_filters(trigger))
     if match is None:
         return {"default": route}
-    return {"rules": [{"match": match, "path": route}]}
+    # Dapr dead-letters an event no rule matches unless a default route takes it.
+    return {"rules": [{"match": match, "path": route}], "default": SKIP_ROUTE}
 
 
 def trigger_filters(trigger: TriggerBinding) -> list[Filter]:

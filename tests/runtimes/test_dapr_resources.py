@@ -132,7 +132,10 @@ def test_filters_become_a_cel_routing_rule() -> None:
     assert filter_expression(trigger_filters(t)) == expected
     document = subscription("ml", t)
     validate_manifest(document, schema("subscription", "v2alpha1"))
-    assert document["spec"]["routes"] == {"rules": [{"match": expected, "path": EVENTS_ROUTE}]}
+    assert document["spec"]["routes"] == {
+        "rules": [{"match": expected, "path": EVENTS_ROUTE}],
+        "default": "/dapr/skip",  # else Dapr dead-letters what no rule matches
+    }
 
 
 def test_no_filters_no_rule() -> None:

@@ -32,7 +32,7 @@ from cumulo.runtimes.worker.asgi import (
     serve_lifespan,
 )
 from cumulo.runtimes.worker.cloudevent_handler import CloudEventHandler
-from cumulo.runtimes.worker.dapr import EVENTS_ROUTE, SUBSCRIBE_ROUTE, DaprHandler
+from cumulo.runtimes.worker.dapr import EVENTS_ROUTE, SKIP_ROUTE, SUBSCRIBE_ROUTE, DaprHandler
 from cumulo.runtimes.worker.http_functions import FlaskFunction
 from cumulo.runtimes.worker.outcome import CloudEventInvoker
 from cumulo.runtimes.worker.target import Signature, detect_signature, uses_asgi_request
@@ -64,6 +64,7 @@ class WorkerApp:
         self.routes: dict[str, Handler] = {
             HEALTH_ROUTE: self._health,
             SUBSCRIBE_ROUTE: dapr.subscribe,
+            SKIP_ROUTE: dapr.skip,
         }
         if invoker is not None:
             self.routes[EVENTS_ROUTE] = dapr.events

@@ -44,6 +44,7 @@ from cumulo.runtimes.worker.outcome import CloudEventInvoker
 
 EVENTS_ROUTE = "/dapr/events"
 SUBSCRIBE_ROUTE = "/dapr/subscribe"
+SKIP_ROUTE = "/dapr/skip"  # a subscription's default route: events no rule matched
 _REQUIRED = ("pubsubname", "topic")
 _KNOWN = {*_REQUIRED, "route", "routes", "metadata", "deadLetterTopic", "bulkSubscribe"}
 
@@ -102,6 +103,13 @@ class DaprHandler:
             await send_response(send, *method_not_allowed(scope["method"]))
             return
         await send_json(send, 200, self.subscriptions)
+
+    async def skip(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Acknowledge an event none of the routing rules matched (else Dapr dead-letters it)."""
+        if scope["method"] != "POST":
+            await send_response(send, *method_not_allowed(scope["method"]))
+            return
+        await send_json(send, 200, {"status": "SUCCESS"})
 
     async def events(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["method"] != "POST" or self.invoker is None:

@@ -113,8 +113,9 @@ def test_the_sidecar_subscribes_with_the_generated_routes_and_dead_letter_topic(
     [subscription] = sidecar.get("/v1.0/metadata")["subscriptions"]
     assert (subscription["pubsubname"], subscription["topic"]) == ("pubsub", "orders")
     assert subscription["deadLetterTopic"] == DEAD
-    [rule] = subscription["rules"]
+    rule, default = subscription["rules"]  # Dapr lists the default route as a last rule
     assert rule == {"match": 'event.type.startsWith("order.")', "path": "/dapr/events"}
+    assert default["path"] == "/dapr/skip"
 
 
 async def test_success_delivers_once_and_acks(app, dapr_redis_url) -> None:
@@ -135,6 +136,7 @@ async def test_an_event_no_rule_matches_is_not_delivered(app, dapr_redis_url) ->
     eventually(lambda: len(calls.times(wanted.id)) == 1)
     eventually(lambda: pending(dapr_redis_url, "orders") == 0)
     assert calls.times(skipped.id) == []
+    assert await dead_letters(dapr_redis_url) == []  # skipped, not dead-lettered
 
 
 async def test_retry_is_redelivered_per_the_policy_then_dead_lettered(app, dapr_redis_url) -> None:
