@@ -32,8 +32,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,7 @@ from cumulo.events.event import Event
 from cumulo.functions.channels import Channel, LogChannel, Message, render
 from cumulo.functions.context import FunctionContext, as_event, data_path
 from cumulo.functions.lineage import RUN_FAILED
+from cumulo.functions.transactions import write_transaction
 from cumulo.spec.models import Duration
 
 log = logging.getLogger("cumulo.functions.alert")
@@ -319,19 +319,5 @@ class AlertState:
             (self.function, now - max(keep, KEEP_INCIDENTS)),
         )
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, taken up front (``BEGIN IMMEDIATE``): processes queue."""
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("BEGIN IMMEDIATE")
-            yield db
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
-        finally:
-            db.close()
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(self.path)
