@@ -33,7 +33,6 @@ from starlette.routing import Route
 from cumulo.errors import (
     BusUnavailableError,
     InvalidEventError,
-    PayloadTooLargeError,
     WorkerStartError,
 )
 from cumulo.events.bus.names import trigger_group
@@ -42,6 +41,7 @@ from cumulo.events.event import Event
 from cumulo.runtimes.local import openapi
 from cumulo.runtimes.local.auth import BearerAuth
 from cumulo.runtimes.local.dashboard import Dashboard
+from cumulo.runtimes.local.http import answer, read_body
 from cumulo.runtimes.local.jobs import JobRunner
 from cumulo.runtimes.local.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cumulo.runtimes.local.sources import source_routes
@@ -66,32 +66,6 @@ HOP_BY_HOP = frozenset(
         "proxy-authenticate",
     }
 )
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The whole body, refusing (413) anything over ``limit`` before reading it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError([f"body of {declared} bytes is over the {limit}-byte limit"])
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError([f"body is over the {limit}-byte limit"])
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def answer(response: contract.Response, **headers: str) -> Response:
-    """A worker-contract response, as Starlette sends it."""
-    sent = Response(response.body, status_code=response.status)
-    extra = [(k.lower().replace("_", "-").encode(), v.encode()) for k, v in headers.items()]
-    sent.raw_headers = [
-        *response.headers,
-        *extra,
-        (b"content-length", str(len(response.body)).encode()),
-    ]
-    return sent
 
 
 def problem(status: int, slug: str, title: str, detail: str, **headers: str) -> Response:

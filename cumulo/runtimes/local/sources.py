@@ -36,6 +36,7 @@ from cumulo.events.sources.git_poll import GitPoller
 from cumulo.events.sources.s3 import S3NotificationSource
 from cumulo.events.sources.s3_poll import S3Poller
 from cumulo.events.sources.webhook import Delivery, DeliveryLog, HttpSource, WebhookSource
+from cumulo.runtimes.local.http import answer, read_body
 from cumulo.runtimes.worker import contract
 from cumulo.spec.models import EventSource, SecretRef
 
@@ -167,32 +168,8 @@ class SqliteDeliveries:
 # --- HTTP --------------------------------------------------------------------------
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The whole body, refusing anything over ``limit`` before reading it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError([f"body of {declared} bytes is over the {limit}-byte limit"])
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLargeError([f"body is over the {limit}-byte limit"])
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _send(answer: contract.Response, **headers: str) -> Response:
-    response = Response(answer.body, status_code=answer.status)
-    response.raw_headers = [
-        *answer.headers,
-        *((k.replace("_", "-").encode(), v.encode()) for k, v in headers.items()),
-        (b"content-length", str(len(answer.body)).encode()),
-    ]
-    return response
-
-
 def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Response:
-    return _send(contract.problem(status, slug, title, detail, "SourceError", **extra))
+    return answer(contract.problem(status, slug, title, detail, "SourceError", **extra))
 
 
 def refused(error: Exception) -> Response:
@@ -201,7 +178,7 @@ def refused(error: Exception) -> Response:
         title = "Signature missing" if error.status == 401 else "Signature does not match"
         return problem(error.status, error.slug, title, str(error))
     if isinstance(error, BusUnavailableError):
-        return _send(
+        return answer(
             contract.problem(503, "bus-unavailable", "Bus unavailable", str(error), "BusError"),
             retry_after="1",
         )
@@ -211,7 +188,7 @@ def refused(error: Exception) -> Response:
         return problem(
             400, "malformed-delivery", "Malformed delivery", detail, problems=error.problems
         )
-    return _send(contract.invalid_request_response(error))
+    return answer(contract.invalid_request_response(error))
 
 
 async def receive(source: HttpSource | None, request: Request) -> Response:
@@ -224,7 +201,7 @@ async def receive(source: HttpSource | None, request: Request) -> Response:
         detail = f"source '{name}' takes deliveries at /sources/{name}{source.path.rstrip('/')}"
         return problem(404, "unknown-source-path", "Unknown source path", detail)
     try:
-        body = await read_limited(request, source.max_body_bytes)
+        body = await read_body(request, source.max_body_bytes)
     except PayloadTooLargeError as e:
         source.reject("too-large", e)
         return refused(e)
