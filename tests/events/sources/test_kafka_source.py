@@ -91,9 +91,21 @@ async def test_a_restart_mid_stream_skips_nothing(kafka_server: KafkaServer, bus
     topic = f"src-{uuid.uuid4().hex[:8]}"
     produce(kafka_server, topic, [(str(n).encode(), b"%d" % n, None) for n in range(200)])
     spec = kafka_source(kafka_server, topic)
-    first = KafkaEventSource(spec, publisher(bus), batch=10)
-    await run_until(first, bus, 50)
-    assert 0 < first.stats.published < 200
+    publish, stalled = publisher(bus), asyncio.Event()
+
+    async def stall_after_50(events):  # the source is stopped with a batch in flight
+        if len(await bus.read("events", limit=1000)) >= 50:
+            stalled.set()
+            await asyncio.Event().wait()
+        return await publish(events)
+
+    first = KafkaEventSource(spec, stall_after_50, batch=10)
+    task = asyncio.create_task(first.run())
+    await asyncio.wait_for(stalled.wait(), 60)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert first.stats.published == 50
     second = KafkaEventSource(spec, publisher(bus))
     await run_until(second, bus, 200)
     ids = {m.event.id for m in await bus.read("events", limit=1000)}
