@@ -46,7 +46,7 @@ from cumulo.events.event import Event
 from cumulo.functions.channels import Channel, LogChannel, Message, render
 from cumulo.functions.context import FunctionContext, as_event, data_path
 from cumulo.functions.lineage import RUN_FAILED
-from cumulo.functions.transactions import write_transaction
+from cumulo.functions.transactions import create_store, write_transaction
 from cumulo.spec.models import Duration
 
 log = logging.getLogger("cumulo.functions.alert")
@@ -207,10 +207,7 @@ class AlertState:
     ):
         self.path, self.function = path, function
         self.window, self.rate_count, self.rate_per = window, rate_count, rate_per
-        with self._transaction() as db:  # not executescript(): it would commit at once
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    db.execute(statement)
+        create_store(path, SCHEMA)
 
     def claim(self, key: str, channels: list[str], event_id: str) -> Claim:
         """Claim the channels that should get this event's incident now."""

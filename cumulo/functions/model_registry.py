@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from cumulo.errors import ModelNotFoundError, NoChampionError
-from cumulo.functions.transactions import write_transaction
+from cumulo.functions.transactions import create_store, write_transaction
 
 Stage = Literal["candidate", "champion", "archived", "rejected"]
 
@@ -72,13 +72,7 @@ def _row_to_version(row: sqlite3.Row) -> ModelVersion:
 class ModelRegistry:
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
-        try:  # executescript commits on its own: not inside _transaction()
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
-        finally:
-            db.close()
+        create_store(self.path, SCHEMA)
 
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         return write_transaction(self.path)
