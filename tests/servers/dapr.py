@@ -159,17 +159,30 @@ def launch_daprd(
     folder.mkdir(parents=True, exist_ok=True)
     write_resources(folder, resources)
     (folder / "config.yaml").write_text(yaml.safe_dump(CONFIGURATION, sort_keys=False))
-    ports = (free_port(), free_port(), free_port())
-    with (folder / "daprd.log").open("wb") as log:
-        process = subprocess.Popen(
-            daprd_command(binary, folder, app_id, ports, app_port),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    daprd = Daprd(app_id, ports[0], ports[1], folder, process)
+    for _ in range(3):  # free ports can be taken by another process before daprd binds them
+        ports = (free_port(), free_port(), free_port())
+        with (folder / "daprd.log").open("wb") as log:
+            process = subprocess.Popen(
+                daprd_command(binary, folder, app_id, ports, app_port),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        daprd = Daprd(app_id, ports[0], ports[1], folder, process)
+        if not _lost_its_ports(daprd):
+            break
     _wait_healthy(daprd)
     return daprd
+
+
+def _lost_its_ports(daprd: Daprd) -> bool:
+    """Whether daprd exited at start because one of its ports was taken meanwhile."""
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline and daprd.process.poll() is None:
+        if daprd.status("/v1.0/healthz") == 204:
+            return False
+        time.sleep(0.1)
+    return daprd.process.poll() is not None and "address already in use" in daprd.log_tail()
 
 
 def _wait_healthy(daprd: Daprd) -> None:

@@ -52,7 +52,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cumulo.errors import BusError, CumuloError, InvalidEventError
+from cumulo.errors import BusError, CumuloError, InvalidEventError, RuntimeFailure
 from cumulo.events import delivery, tracing
 from cumulo.events.bus import Bus, BusSettings, bus_from_url
 from cumulo.events.bus.dapr import DaprBus
@@ -74,6 +74,7 @@ ROUTE = "/dapr/deliver/"
 TOKEN_HEADER = "dapr-api-token"
 DAPR_EXTENSIONS = ("pubsubname", "topic", "traceid", "tracestate")
 CLAIM_MARGIN_SECONDS = 60.0
+LAUNCH_TRIES = 3  # a sidecar's free ports can be taken before it binds them
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,14 +207,21 @@ class DaprPush:
     async def _start(self, name: str, resources: list[Any], *, app_port: int | None) -> Sidecar:
         app_id = self.app_id(name)
         binary = daprd_binary(self.platform.settings.daprd)
-        sidecar = launch(
-            binary, self.folder / app_id, resources, app_id=app_id, app_port=app_port,
-            app_token=self.token,
-        )  # fmt: skip
-        self.sidecars.append(sidecar)
-        async with aiohttp.ClientSession() as session:
-            await sidecar.wait_healthy(session)
-        return sidecar
+        for attempt in range(1, LAUNCH_TRIES + 1):
+            sidecar = launch(
+                binary, self.folder / app_id, resources, app_id=app_id, app_port=app_port,
+                app_token=self.token,
+            )  # fmt: skip
+            self.sidecars.append(sidecar)
+            try:
+                async with aiohttp.ClientSession() as session:
+                    await sidecar.wait_healthy(session)
+                return sidecar
+            except RuntimeFailure:
+                # its free ports were picked, then taken by someone else first: pick again
+                if attempt == LAUNCH_TRIES or "address already in use" not in sidecar.log_tail():
+                    raise
+        raise AssertionError("not reached: the last try returns or raises")
 
     async def stop(self) -> None:
         await asyncio.gather(*(sidecar.stop() for sidecar in self.sidecars))
