@@ -13,12 +13,13 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from cumulo.client import Client, GatewayError
 from cumulo.cluster_cli import register as register_cluster_commands
 from cumulo.config import Settings
-from cumulo.errors import CumuloError, SpecError
+from cumulo.errors import CumuloError, FunctionNotFoundError, SpecError, StatePathError
 from cumulo.events.event import new_event, to_json
 from cumulo.models_cli import app as models_app
 
@@ -114,7 +115,9 @@ def worker(
     source: Annotated[Path, typer.Option(help="Folder to import the module from.")] = Path("."),
     signature: Annotated[str | None, typer.Option(help="http or cloudevent.")] = None,
     name: Annotated[str | None, typer.Option(help="Function name.")] = None,
-    host: Annotated[str, typer.Option()] = "0.0.0.0",
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; a container passes 0.0.0.0.")
+    ] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Default: $PORT, else 8080.")] = None,
     concurrency: Annotated[int, typer.Option(min=1)] = 16,
 ) -> None:
@@ -130,9 +133,13 @@ def worker(
         raise fail(str(e), 2) from e
     kind = detect_signature(fn, signature)
     settings = WorkerSettings()
-    app_ = build_app(
+    app_: Any = build_app(
         fn, signature=kind, name=name or target.rsplit(":", 1)[1], concurrency=concurrency
     )
+    if settings.app_api_token:  # Dapr's sidecar sends it on every callback
+        from cumulo.runtimes.worker.dapr import DaprTokenCheck
+
+        app_ = DaprTokenCheck(app_, settings.app_api_token)
     serve(app_, host=host, port=port if port is not None else settings.port)
 
 
@@ -170,10 +177,14 @@ def publish(
     follow: Annotated[
         bool,
         typer.Option(
-            "--follow", "-f", help="Then follow the ML chain it starts until deployed, rejected or failed."
+            "--follow",
+            "-f",
+            help="Then follow the ML chain it starts until deployed, rejected or failed.",
         ),
     ] = False,
-    timeout: Annotated[float | None, typer.Option(help="With --follow: give up after this.")] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="With --follow: give up after this.")
+    ] = None,
     project: DirOption = Path("."),
 ) -> None:
     """Publish one event (through the gateway, or straight to the bus when not up)."""
@@ -315,7 +326,13 @@ def runs(
 ) -> None:
     """Job runs (training and other job functions), newest first."""
     from cumulo.runtimes.local.runs import RunStore
+    from cumulo.runtimes.local.state_files import known_function
 
+    if function is not None:
+        try:
+            known_function(function, project_functions(project))
+        except FunctionNotFoundError as e:
+            raise fail(escape(str(e)), 2) from e
     state = Settings().state_path(project.resolve())
     if not (state / "runs.db").exists():
         console.print("no runs yet")
@@ -329,6 +346,36 @@ def runs(
     console.print(table)
 
 
+def project_functions(project: Path) -> list[str]:
+    """The names of a project's functions (exit 2 when its specs have mistakes)."""
+    from cumulo.spec import load_project
+
+    try:
+        return list(load_project(project).functions)
+    except SpecError as e:
+        raise fail(escape(str(e)), 2) from e
+
+
+def log_path(project: Path, name: str, run: str | None) -> Path:
+    """A function's log, or one of its runs' logs, inside the state folder (else exit 2)."""
+    from cumulo.runtimes.local import state_files
+
+    state = Settings().state_path(project.resolve())
+    functions = project_functions(project)
+    try:
+        if run is None:
+            path = state_files.function_log(state, name, functions)
+        else:
+            state_files.known_function(name, functions)
+            path = state_files.run_log(state, run)
+    except (StatePathError, FunctionNotFoundError) as e:
+        raise fail(escape(str(e)), 2) from e
+    if not path.exists():
+        what = f"run '{run}'" if run else f"function '{name}' (it has not run yet)"
+        raise fail(escape(f"no log for {what}"))
+    return path
+
+
 @app.command()
 def logs(
     name: Annotated[str, typer.Argument(help="Function name.")],
@@ -337,10 +384,7 @@ def logs(
     project: DirOption = Path("."),
 ) -> None:
     """Print a function's log (its workers' output), or one job run's log."""
-    state = Settings().state_path(project.resolve())
-    path = state / "runs" / run / "log.txt" if run else state / "logs" / f"{name}.log"
-    if not path.exists():
-        raise fail(f"no log at {path}")
+    path = log_path(project, name, run)
     with path.open(errors="replace") as log:
         sys.stdout.write(log.read())
         while follow:
@@ -404,7 +448,8 @@ def replay(
 
     if (trigger is None) == (topic is None) or (from_offset is None) == (from_time is None):
         raise fail("give one of --trigger/--topic and one of --from-offset/--from-time", 2)
-    ask: dict[str, Any] = {"trigger": trigger, "topic": topic, "fromOffset": from_offset}
+    given = {"trigger": trigger, "topic": topic, "fromOffset": from_offset}
+    ask: dict[str, Any] = {k: v for k, v in given.items() if v is not None}  # no nulls
     if from_time is not None:
         ask["fromTime"] = datetime.fromisoformat(from_time).timestamp()
     try:
@@ -445,8 +490,6 @@ def manifests(
     try:
         objects = render_project(load_project(project, modules=module), options)
     except SpecError as e:
-        from rich.markup import escape
-
         raise fail(escape(str(e)), 2) from e
     sys.stdout.write(to_yaml(objects))
 
@@ -459,7 +502,10 @@ app.add_typer(source_app, name="source")
 def source_run(
     name: Annotated[str, typer.Argument(help="The EventSource to run.")],
     project: DirOption = Path("."),
-    host: Annotated[str, typer.Option()] = "0.0.0.0",
+    host: Annotated[
+        str | None,
+        typer.Option(help="Address to listen on (default: $CUMULO_HOST, else 127.0.0.1)."),
+    ] = None,
     port: Annotated[int | None, typer.Option(help="Default: $PORT, else 8080.")] = None,
 ) -> None:
     """Run one event source as its own process (a cluster Deployment's entrypoint)."""
@@ -468,7 +514,8 @@ def source_run(
     from cumulo.spec import load_project
 
     chosen = port if port is not None else WorkerSettings().port
-    settings = Settings().model_copy(update={"host": host, "port": chosen})
+    settings = Settings()
+    settings = settings.model_copy(update={"host": host or settings.host, "port": chosen})
     logging.basicConfig(level=settings.log_level, format="%(name)s: %(message)s")
     try:
         source_process.main(load_project(project), name, settings)
@@ -482,7 +529,9 @@ def source_run(
 def build(
     function: Annotated[list[str] | None, typer.Argument(help="Functions (default: all).")] = None,
     project: DirOption = Path("."),
-    registry: Annotated[str, typer.Option(help="Registry to push to: host:port/path.")] = "127.0.0.1:5000",
+    registry: Annotated[
+        str, typer.Option(help="Registry to push to: host:port/path.")
+    ] = "127.0.0.1:5000",
     builder: Annotated[str | None, typer.Option(help="oci (auto), buildah.")] = None,
     tag: Annotated[str, typer.Option()] = "latest",
     base_image: Annotated[

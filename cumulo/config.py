@@ -30,6 +30,47 @@ class Settings(BaseSettings):
         default=None, description="Default bus when the project declares none."
     )
     max_body_bytes: int = Field(default=8 * 1024 * 1024, gt=0)
+    # --- the edge: what one request to the gateway may carry (docs/security.md) ---
+    max_header_bytes: int = Field(
+        default=64 * 1024,
+        ge=1024,
+        description="Request line and headers together; more is refused with 431 before the"
+        " body is read, and the HTTP parser never holds more than this (plus one read).",
+    )
+    max_headers: int = Field(
+        default=100, ge=10, description="Header fields in one request; more is refused with 431."
+    )
+    max_batch_events: int = Field(
+        default=1000,
+        gt=0,
+        description="Events in one batch (application/cloudevents-batch+json); more is 413.",
+    )
+    max_event_attributes: int = Field(
+        default=64, ge=8, description="Context attributes (extensions included) of one event."
+    )
+    max_attribute_bytes: int = Field(
+        default=4096, ge=256, description="One attribute's value, in UTF-8 bytes."
+    )
+    max_data_depth: int = Field(
+        default=64,
+        ge=1,
+        le=200,
+        description="How deep JSON data may nest objects and arrays (the JSON encoder stops"
+        " at 254 levels, envelope included).",
+    )
+    max_concurrent_decodes: int = Field(
+        default=1,
+        gt=0,
+        description="Large bodies (over 64 KiB) decoded at once, each in a worker thread; the"
+        " rest wait, so the gateway's memory stays bounded and it keeps answering (decoding"
+        " holds the GIL: more at once would not be faster).",
+    )
+    api_max_body_bytes: int = Field(
+        default=64 * 1024,
+        gt=0,
+        description="The largest body an /api request may send (a replay is a few bytes);"
+        " a larger one is refused (413) as soon as it is over, without reading the rest.",
+    )
     sqlite_synchronous: str = Field(
         default="FULL", pattern="^(FULL|NORMAL|OFF)$", description="For SQLite buses."
     )
@@ -46,6 +87,12 @@ class Settings(BaseSettings):
         description="The daprd binary for embedded dapr:// buses (default: PATH, then"
         " ~/.cache/cumulo-infra/daprd-*/daprd).",
     )
+    worker_grace_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Between SIGTERM and SIGKILL when a worker is recycled (a delivery timed"
+        " out), scaled down or stopped: a wedged handler cannot hold its worker longer.",
+    )
 
     def state_path(self, project_dir: Path) -> Path:
         """The state directory for a project: the setting, or ``project_dir/.cumulo``."""
@@ -58,12 +105,34 @@ def secret(variable: str) -> str | None:
     return value if value else None
 
 
+# What every function process gets from the platform's environment (nothing secret): what it
+# takes to run Python and find the user's tools. Everything else is what its spec declares.
+BASIC_VARIABLES = frozenset(
+    {"PATH", "HOME", "LANG", "TZ", "TMPDIR", "VIRTUAL_ENV", "SSL_CERT_FILE", "SSL_CERT_DIR"}
+)
+BASIC_PREFIXES = ("LC_", "PYTHON")
+
+
+def basic_environment() -> dict[str, str]:
+    """The platform's values of :data:`BASIC_VARIABLES` and ``LC_*``/``PYTHON*`` variables."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name in BASIC_VARIABLES or name.startswith(BASIC_PREFIXES)
+    }
+
+
 class WorkerSettings(BaseSettings):
     """What a function's container is told by its platform (Knative sets ``PORT``)."""
 
     model_config = SettingsConfigDict(extra="ignore")
 
     port: int = Field(default=8080, ge=0, le=65535, validation_alias="PORT")
+    app_api_token: str | None = Field(
+        default=None,
+        validation_alias="APP_API_TOKEN",
+        description="Dapr's app API token: when set, /dapr/* needs it as 'dapr-api-token'.",
+    )
 
 
 class FunctionSettings(BaseSettings):

@@ -32,6 +32,14 @@ class PermanentError(CumuloError):
     """Raised by a function: this event can never succeed; dead-letter it now."""
 
 
+class CapabilityError(PermanentError):
+    """An event asked for something the function's spec does not grant (a param, a clone, data).
+
+    The message names the rule that refused; it never echoes file contents or
+    the platform's own paths.
+    """
+
+
 # --- specs -----------------------------------------------------------------
 
 
@@ -83,6 +91,29 @@ class PayloadTooLargeError(InvalidEventError):
     """A body is larger than the configured limit."""
 
 
+class EncodingError(InvalidEventError):
+    """An event cannot be put in a wire format (binary-mode headers, the JSON format).
+
+    Raised while sending an event on; for one already accepted, the dispatcher
+    retries it by the trigger's policy and then dead-letters it with this reason.
+    """
+
+
+# --- the HTTP API -------------------------------------------------------------
+
+
+class InvalidRequestError(CumuloError):
+    """An ``/api`` request's query, path or body breaks a rule; ``problems`` names each one.
+
+    Each problem is ``{"field", "in", "rule", "message"}``: where it is, the rule it
+    breaks (pydantic's error type, e.g. ``int_parsing``) and what that means.
+    """
+
+    def __init__(self, problems: list[dict[str, str]]):
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{p['field']}: {p['message']}" for p in self.problems))
+
+
 # --- event sources -----------------------------------------------------------
 
 
@@ -118,6 +149,13 @@ class BadSignatureError(WebhookRejectedError):
     """The delivery's signature or token does not match the source's secret."""
 
 
+class StaleDeliveryError(WebhookRejectedError):
+    """A signed timestamp (Standard Webhooks' ``webhook-timestamp``) is outside the tolerance."""
+
+    status = 401
+    slug = "timestamp-out-of-tolerance"
+
+
 # --- the bus ---------------------------------------------------------------
 
 
@@ -141,6 +179,14 @@ class BusOperationUnsupportedError(BusError):
     """The backend cannot do this faithfully (the dapr bus delivers by push: no fetch, no lease)."""
 
 
+class InvalidReplayError(BusError, ValueError):
+    """A replay does not name exactly one target (group or topic) and one starting point."""
+
+
+class ReplayOutOfRangeError(InvalidReplayError):
+    """A replay starts outside its topic: an offset past the topic's end, or a time to come."""
+
+
 # --- runtimes --------------------------------------------------------------
 
 
@@ -158,6 +204,13 @@ class FunctionNotFoundError(RuntimeFailure):
 
 class PlatformNotRunningError(RuntimeFailure):
     """The command needs ``cumulo up`` running, and it is not."""
+
+
+class StatePathError(RuntimeFailure):
+    """A name or id from a command or a request would point outside the state folder.
+
+    The message names the rule; it never shows the resolved path.
+    """
 
 
 # --- the ML lifecycle -------------------------------------------------------------

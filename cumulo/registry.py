@@ -149,13 +149,15 @@ def function(
     env: Mapping[str, str] | None = None,
     params: Mapping[str, Any] | None = None,
     resources: Resources | Mapping[str, Any] | None = None,
+    access: Literal["token", "public"] | None = None,
     registry: Registry | None = None,
 ) -> Any:
     """Declare the decorated callable as a Cumulo Function; returns it unchanged.
 
     ``name`` defaults to the callable's name with ``_`` made ``-``. Works above
     or below ``@functions_framework.http`` / ``.cloud_event``, with or without
-    parentheses.
+    parentheses. ``access="public"`` lets ``/fn/<name>`` be called without the
+    gateway's API token (default ``"token"``: it needs it when one is set).
     """
     if callable(name):  # used bare: @function
         return function(registry=registry)(name)
@@ -169,6 +171,7 @@ def function(
         env=dict(env) if env is not None else None,
         params=dict(params) if params is not None else None,
         resources=resources,
+        access=access,
     )
     target_registry = registry if registry is not None else default_registry()
 

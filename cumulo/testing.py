@@ -182,6 +182,8 @@ class MemoryBus(Bus):
         from_time: float | None = None,
     ) -> int:
         check_replay(group, topic, from_offset, from_time)
+        replayed = self._group(group).topic if group else str(topic)
+        await self.check_replay_start(replayed, from_offset, from_time)
         states = (
             [self._group(group)]
             if group
@@ -208,6 +210,10 @@ class MemoryBus(Bus):
         since = float("-inf") if since is None else since
         chosen = [s for s in log if s.offset > after and s.published_at >= since]
         return [self._message(s.offset, 0) for s in chosen[:limit]]
+
+    async def last_offset(self, topic: str) -> int:
+        log = self._topics.get(topic)
+        return log[-1].offset if log else 0
 
     async def topics(self) -> list[str]:
         with_events = [topic for topic, log in self._topics.items() if log]

@@ -4,8 +4,9 @@ The dependencies come from ``spec.build.requirements`` (a requirements file),
 else ``requirements.txt``, else ``pyproject.toml``'s ``[project].dependencies``,
 else none. Local paths a requirements file names (``./wheels/x.whl``, ``-r
 more.txt``) are inputs of the dependency step too. The image runs the
-function with ``python3 -m cumulo worker --target HANDLER --source /app``: the
-base image or the requirements must provide ``cumulo``.
+function with ``python3 -m cumulo worker --target HANDLER --source /app ...
+--host 0.0.0.0`` (the worker's own default is loopback only): the base image or
+the requirements must provide ``cumulo``.
 
 Mistakes are :class:`~cumulo.errors.SpecError` problems located as
 ``file:path: message``.
@@ -46,7 +47,8 @@ class BuildPlan:
     def entrypoint(self) -> list[str]:
         command = ["python3", "-m", "cumulo", "worker", "--target", self.handler]
         command += ["--source", APP_DIR, "--name", self.function]
-        return command + (["--signature", self.signature] if self.signature else [])
+        command += ["--signature", self.signature] if self.signature else []
+        return [*command, "--host", "0.0.0.0"]  # a container listens on all its interfaces
 
     @property
     def image_env(self) -> dict[str, str]:

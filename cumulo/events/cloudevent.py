@@ -26,7 +26,14 @@ import orjson
 from cloudevents.abstract import CloudEvent as AnyCloudEvent
 from cloudevents.http import CloudEvent
 
-from cumulo.errors import InvalidEventError, PermanentError, UnsupportedMediaTypeError
+from cumulo.errors import (
+    EncodingError,
+    InvalidEventError,
+    PayloadTooLargeError,
+    PermanentError,
+    UnsupportedMediaTypeError,
+)
+from cumulo.events.attributes import SPEC_ONLY, EdgeRules, nesting_depth_exceeds
 from cumulo.events.event import Event, from_envelope, new_event, to_json, validate_attributes
 
 STRUCTURED = "application/cloudevents+json"
@@ -40,6 +47,7 @@ _HEADER_PREFIX = "ce-"
 # The spec: space, '"', '%' and anything outside printable ASCII MUST be percent-encoded.
 _NEEDS_ENCODING = re.compile(r"[^\x21\x23\x24\x26-\x7e]")
 _SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
+_HEADER_BREAK = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # --- media types -----------------------------------------------------------
@@ -66,21 +74,26 @@ def is_batch(headers: Mapping[str, str]) -> bool:
 # --- decoding ----------------------------------------------------------------
 
 
-def events_from_http(headers: Mapping[str, str], body: bytes) -> list[Event]:
+def events_from_http(
+    headers: Mapping[str, str], body: bytes, rules: EdgeRules = SPEC_ONLY
+) -> list[Event]:
     """The events in an HTTP message, whatever its content mode.
 
-    Raises :class:`InvalidEventError` listing every problem, or
-    :class:`UnsupportedMediaTypeError` for an event format Cumulo does not read.
+    Every mode applies the same rules (:mod:`cumulo.events.attributes`) and the
+    edge's ``rules``. Raises :class:`InvalidEventError` listing every problem,
+    :class:`UnsupportedMediaTypeError` for an event format Cumulo does not
+    read, or :class:`PayloadTooLargeError` for a batch over its event limit.
     """
     lowered = {name.lower(): value for name, value in headers.items()}
     essence = media_type(lowered.get("content-type"))
     if essence.startswith("application/cloudevents-batch"):
         _require_json_format(essence, BATCH)
-        return _decode_batch(body)
+        return _decode_batch(body, rules)
     if essence.startswith("application/cloudevents"):
         _require_json_format(essence, STRUCTURED)
-        return [_normalized(from_envelope(_load_json(body, "the structured event")))]
-    return [_decode_binary(lowered, body)]
+        envelope = _load_json(body, "the structured event")
+        return [_normalized(from_envelope(envelope, rules))]
+    return [_decode_binary(lowered, body, rules)]
 
 
 def _require_json_format(essence: str, expected: str) -> None:
@@ -97,15 +110,20 @@ def _load_json(body: bytes, what: str) -> Any:
         raise InvalidEventError([f"{what} is not valid JSON: {e}"]) from e
 
 
-def _decode_batch(body: bytes) -> list[Event]:
+def _decode_batch(body: bytes, rules: EdgeRules) -> list[Event]:
     envelopes = _load_json(body, "the batch")
     if not isinstance(envelopes, list):
         raise InvalidEventError([f"a batch must be a JSON array, not {type(envelopes).__name__}"])
+    most = rules.max_batch_events
+    if most is not None and len(envelopes) > most:
+        raise PayloadTooLargeError(
+            [f"the batch holds {len(envelopes)} events, over the max_batch_events limit of {most}"]
+        )
     events: list[Event] = []
     problems: list[str] = []
     for index, envelope in enumerate(envelopes):
         try:
-            events.append(_normalized(from_envelope(envelope)))
+            events.append(_normalized(from_envelope(envelope, rules)))
         except InvalidEventError as e:
             problems.extend(f"event [{index}]: {problem}" for problem in e.problems)
     if problems:
@@ -113,7 +131,7 @@ def _decode_batch(body: bytes) -> list[Event]:
     return events
 
 
-def _decode_binary(headers: Mapping[str, str], body: bytes) -> Event:
+def _decode_binary(headers: Mapping[str, str], body: bytes, rules: EdgeRules) -> Event:
     attributes: dict[str, Any] = {}
     for name, value in headers.items():
         if name.startswith(_HEADER_PREFIX):
@@ -130,8 +148,11 @@ def _decode_binary(headers: Mapping[str, str], body: bytes) -> Event:
     content_type = headers.get("content-type")
     if content_type:
         attributes["datacontenttype"] = content_type
-    problems.extend(validate_attributes(attributes))
+    problems.extend(validate_attributes(attributes, rules))
     data = _decode_data(body, content_type, problems)
+    depth = rules.max_data_depth
+    if depth is not None and nesting_depth_exceeds(data, depth):
+        problems.append(f"data nests objects and arrays over the {depth}-level limit")
     if problems:
         raise InvalidEventError(problems)
     return Event(attributes, data)
@@ -145,7 +166,7 @@ def _decode_data(body: bytes, content_type: str | None, problems: list[str]) -> 
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as e:
-        problems.append(f"data is not valid JSON, as Content-Type '{content_type}' says: {e}")
+        problems.append(f"data is not valid JSON, as its Content-Type says: {e}")
         return None
 
 
@@ -156,29 +177,56 @@ def _percent_decode(value: str) -> str:
 
 
 def _normalized(event: Event) -> Event:
-    """Text data of a non-JSON media type becomes bytes, as in binary mode."""
+    """Text data of a non-JSON media type becomes bytes, as in binary mode.
+
+    Other JSON data under a non-JSON media type has no bytes of its own (binary
+    mode would send its JSON text as, say, ``text/plain``): the JSON format asks
+    for a string there, so it is refused.
+    """
     content_type = event.attributes.get("datacontenttype")
-    if isinstance(event.data, str) and content_type and not is_json_media_type(content_type):
+    if event.data is None or isinstance(event.data, bytes):
+        return event
+    if not content_type or is_json_media_type(content_type):
+        return event
+    if isinstance(event.data, str):
         return Event(event.attributes, event.data.encode())
-    return event
+    raise InvalidEventError(
+        [
+            "'data' must be a string when datacontenttype is not a JSON media type"
+            " (or send the bytes as 'data_base64')"
+        ]
+    )
 
 
 # --- encoding ----------------------------------------------------------------
 
 
 def binary_http(event: Event) -> tuple[dict[str, str], bytes]:
-    """Headers and body of ``event`` in binary content mode."""
+    """Headers and body of ``event`` in binary content mode.
+
+    Raises :class:`~cumulo.errors.EncodingError` for an event that cannot
+    travel this way (a ``datacontenttype`` that is no header value, data that
+    is not JSON-serializable).
+    """
     headers: dict[str, str] = {}
     content_type = None
     for name, value in event.attributes.items():
         if name == "datacontenttype":
-            content_type = value
+            content_type = _content_type_header(value)
         else:
             headers[_HEADER_PREFIX + name] = _percent_encode(_attribute_text(value))
     body, content_type = encode_data(event.data, content_type)
     if content_type:
         headers["content-type"] = content_type
     return headers, body
+
+
+def _content_type_header(value: Any) -> str:
+    if isinstance(value, str) and not _HEADER_BREAK.search(value):
+        return value
+    raise EncodingError(
+        ["attribute 'datacontenttype' cannot be a Content-Type header: it is not a media type"]
+    )
 
 
 def structured_http(event: Event) -> tuple[dict[str, str], bytes]:
@@ -199,7 +247,10 @@ def encode_data(data: Any, content_type: str | None) -> tuple[bytes, str | None]
         return bytes(data), content_type
     if isinstance(data, str) and content_type and not is_json_media_type(content_type):
         return data.encode(), content_type
-    return orjson.dumps(data), content_type or "application/json"
+    try:
+        return orjson.dumps(data), content_type or "application/json"
+    except orjson.JSONEncodeError as e:
+        raise EncodingError([f"data cannot be written as JSON: {e}"]) from e
 
 
 def _attribute_text(value: Any) -> str:

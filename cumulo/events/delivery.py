@@ -40,6 +40,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from cumulo.events.attributes import printable
 from cumulo.events.event import Event
 from cumulo.spec.models import Delivery
 
@@ -95,8 +96,8 @@ def dead_letter(
     """A copy of ``event`` that says why it is dead-lettered (see the module docs)."""
     return event.with_attributes(
         **{
-            ERROR_TYPE: error_type,
-            ERROR_MESSAGE: message[:MAX_ERROR_CHARS],
+            ERROR_TYPE: printable(error_type),
+            ERROR_MESSAGE: printable(message[:MAX_ERROR_CHARS]),
             ATTEMPTS: str(attempts),
             DESTINATION: destination,
             TRIGGER: trigger,

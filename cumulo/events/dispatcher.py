@@ -4,6 +4,13 @@ For each trigger it leases matching events from the bus, delivers them to the
 function's destination with up to ``concurrency`` in flight, and settles each
 one by the trigger's delivery policy: ack (publishing the function's replies in
 the same step), retry after a backoff, or dead-letter with the reason.
+
+Whatever goes wrong while an event is prepared or delivered (it cannot be
+encoded for the wire, the destination raises) is that event's failure: it is
+retried by the policy and then dead-lettered with the exception as its reason
+(``EncodingError: ...``), and counted. Only what the bus itself fails at
+(a :class:`~cumulo.errors.BusError`) is left to the lease, which brings the
+event back.
 """
 
 from __future__ import annotations
@@ -15,14 +22,15 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cumulo.errors import BusError
+from cumulo.errors import BusError, InvalidEventError
 from cumulo.events import delivery, tracing
+from cumulo.events.attributes import repaired
 from cumulo.events.bus.base import Ack, Bus, DeadLetter, Message, Nack, Settlement, StartAt
 from cumulo.events.bus.names import trigger_group
 from cumulo.events.event import Event
 from cumulo.events.filters import compile_filter
 from cumulo.events.middleware import Delivery, DeliveryMiddleware, notify
-from cumulo.events.outcome import Destination, Outcome, RetryLater, Success
+from cumulo.events.outcome import Destination, Failure, Outcome, RetryLater, Success
 from cumulo.spec.models import Trigger
 
 log = logging.getLogger("cumulo.dispatcher")
@@ -165,15 +173,54 @@ class TriggerDispatcher:
         )
         try:
             record.settlement = await self._settlement_for(message, record)
-            await self._settle(record.settlement)
-        except Exception:  # the lease brings it back; never lose it
+        except BusError:  # the bus, not the event: the lease brings it back
             log.exception(
-                "trigger %s: delivering offset %s failed", self.trigger.name, message.offset
+                "trigger %s: offset %s: the bus failed", self.trigger.name, message.offset
             )
+            return record
+        except Exception as error:  # preparing or delivering it failed: the event's own failure
+            record.settlement = self._settlement_for_error(message, record, error)
+        if not await self._settle_or_dead_letter(message, record):
             return record
         record.settled = time.time()
         notify(self.middleware, record)
         return record
+
+    def _settlement_for_error(
+        self, message: Message, record: Delivery, error: Exception
+    ) -> Settlement:
+        log.warning(
+            "trigger %s: offset %s could not be delivered: %r",
+            self.trigger.name,
+            message.offset,
+            error,
+        )
+        record.outcome = Failure(type(error).__name__, str(error) or repr(error))
+        return self._settlement_from(message, record.outcome, record.event)
+
+    async def _settle_or_dead_letter(self, message: Message, record: Delivery) -> bool:
+        """Settle; a settlement whose events the bus refuses becomes a dead letter instead.
+
+        False when nothing could be settled: the lease then brings the event back.
+        """
+        assert record.settlement is not None
+        try:
+            await self._settle(record.settlement)
+            return True
+        except InvalidEventError as error:
+            if isinstance(record.settlement, DeadLetter):
+                log.exception("trigger %s: dead letter refused", self.trigger.name)
+                return False
+            if isinstance(record.outcome, Success):
+                self.stats.delivered -= 1
+            reason = f"the bus refused what settling it publishes: {error}"
+            record.settlement = self._dead_letter(message, type(error).__name__, reason)
+        except Exception:  # the lease brings it back; never lose it
+            log.exception(
+                "trigger %s: settling offset %s failed", self.trigger.name, message.offset
+            )
+            return False
+        return await self._settle_or_dead_letter(message, record)
 
     async def _invoke(self, record: Delivery) -> Outcome:
         record.invoked = time.time()
@@ -210,9 +257,13 @@ class TriggerDispatcher:
         return self._dead_letter(message, outcome.error_type, outcome.message)
 
     def _dead_letter(self, message: Message, error_type: str, text: str) -> DeadLetter:
+        """A dead letter the bus can take, even for an event stored before today's rules."""
         self.stats.dead_lettered += 1
+        attributes, changed = repaired(message.event.attributes)
+        if changed:
+            text += f" (attributes repaired or dropped to dead-letter it: {', '.join(changed)})"
         event = delivery.dead_letter(
-            message.event,
+            Event(attributes, message.event.data),
             error_type=error_type,
             message=text,
             attempts=message.attempt,

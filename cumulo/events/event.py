@@ -16,12 +16,31 @@ from typing import Any
 
 import orjson
 
-from cumulo.errors import InvalidEventError
+from cumulo.errors import EncodingError, InvalidEventError
 from cumulo.events import tracing
+from cumulo.events.attributes import (
+    REQUIRED,
+    SPEC_ONLY,
+    SPEC_VERSION,
+    EdgeRules,
+    nesting_depth_exceeds,
+    validate_attributes,
+)
 
-SPEC_VERSION = "1.0"
-REQUIRED = ("id", "source", "specversion", "type")
-_EXTENSION_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+__all__ = [
+    "REQUIRED",
+    "SPEC_VERSION",
+    "EdgeRules",
+    "Event",
+    "from_envelope",
+    "from_json",
+    "new_event",
+    "now_rfc3339",
+    "to_json",
+    "validate_attributes",
+]
+
+_EXTENSION_NAME = re.compile(r"[a-z0-9]{1,20}")
 
 
 class Event:
@@ -92,56 +111,86 @@ def new_event(
     return Event(attributes, data)
 
 
-def validate_attributes(attributes: Mapping[str, Any]) -> list[str]:
-    """Every problem with a set of context attributes (empty when valid)."""
-    problems = [
-        f"missing required attribute '{name}'" for name in REQUIRED if not attributes.get(name)
-    ]
-    version = attributes.get("specversion")
-    if version and version != SPEC_VERSION:
-        problems.append(f"unsupported specversion '{version}' (only '1.0')")
-    for name, value in attributes.items():
-        if not _EXTENSION_NAME.match(name):
-            problems.append(f"attribute name '{name}' must be 1-20 lowercase letters or digits")
-        elif not isinstance(value, (str, int, bool)):
-            problems.append(f"attribute '{name}' must be a string, integer or boolean")
-    return problems
-
-
 def to_json(event: Event) -> bytes:
-    """The CloudEvents JSON event format (``data`` or ``data_base64``)."""
+    """The CloudEvents JSON event format (``data`` or ``data_base64``).
+
+    Raises :class:`~cumulo.errors.EncodingError` when the event does not fit
+    the format (data nested deeper than the encoder goes, an integer past 64 bits).
+    """
     envelope = dict(event.attributes)
     if isinstance(event.data, bytes):
         envelope["data_base64"] = base64.b64encode(event.data).decode()
     elif event.data is not None:
         envelope["data"] = event.data
-    return orjson.dumps(envelope)
+    try:
+        return orjson.dumps(envelope)
+    except orjson.JSONEncodeError as e:
+        raise EncodingError([f"the event cannot be written in the JSON format: {e}"]) from e
 
 
-def from_envelope(envelope: Any) -> Event:
-    """An event from a decoded JSON-format object; raises :class:`InvalidEventError`."""
-    if not isinstance(envelope, dict):
-        raise InvalidEventError(
-            [f"a CloudEvent must be a JSON object, not {type(envelope).__name__}"]
-        )
-    attributes = {k: v for k, v in envelope.items() if k not in ("data", "data_base64")}
-    problems = validate_attributes(attributes)
-    if "data" in envelope and "data_base64" in envelope:
-        problems.append("'data' and 'data_base64' are mutually exclusive")
-    if problems:
-        raise InvalidEventError(problems)
-    if "data_base64" in envelope:
-        try:
-            return Event(attributes, base64.b64decode(envelope["data_base64"], validate=True))
-        except (ValueError, TypeError) as e:
-            raise InvalidEventError([f"'data_base64' is not valid base64: {e}"]) from e
-    return Event(attributes, envelope.get("data"))
+def from_envelope(envelope: Any, rules: EdgeRules = SPEC_ONLY) -> Event:
+    """An event from a decoded JSON-format object, checked against the spec and the edge's ``rules``.
+
+    Raises :class:`InvalidEventError` naming every problem.
+    """
+    attributes = _attributes_of(envelope)
+    problems = validate_attributes(attributes, rules)
+    return _event_of(envelope, attributes, problems, rules)
 
 
 def from_json(body: bytes | str) -> Event:
-    """Parse the JSON event format; raises :class:`InvalidEventError`."""
+    """Parse the JSON event format of an event already on a bus; raises :class:`InvalidEventError`.
+
+    The check is the structural one every stored event passed when it was
+    published (an object, the required attributes, valid names, string,
+    integer or boolean values), so an event stored before a rule was added is
+    still read, and its trigger can dead-letter it. What comes from outside
+    goes through :func:`from_envelope`, which applies every rule.
+    """
     try:
         envelope = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         raise InvalidEventError([f"body is not valid JSON: {e}"]) from e
-    return from_envelope(envelope)
+    attributes = _attributes_of(envelope)
+    return _event_of(envelope, attributes, _structural_problems(attributes), SPEC_ONLY)
+
+
+def _attributes_of(envelope: Any) -> dict[str, Any]:
+    if not isinstance(envelope, dict):
+        raise InvalidEventError(
+            [f"a CloudEvent must be a JSON object, not {type(envelope).__name__}"]
+        )
+    return {k: v for k, v in envelope.items() if k not in ("data", "data_base64")}
+
+
+def _structural_problems(attributes: Mapping[str, Any]) -> list[str]:
+    problems = [
+        f"missing required attribute '{name}'" for name in REQUIRED if not attributes.get(name)
+    ]
+    for name, value in attributes.items():
+        if not _EXTENSION_NAME.fullmatch(name):
+            problems.append("attribute names must be 1-20 lowercase letters or digits")
+        elif not isinstance(value, (str, int, bool)):
+            problems.append(f"attribute '{name}' must be a string, integer or boolean")
+    return problems
+
+
+def _event_of(
+    envelope: dict[str, Any], attributes: dict[str, Any], problems: list[str], rules: EdgeRules
+) -> Event:
+    if "data" in envelope and "data_base64" in envelope:
+        problems.append("'data' and 'data_base64' are mutually exclusive")
+    depth = rules.max_data_depth
+    if depth is not None and nesting_depth_exceeds(envelope.get("data"), depth):
+        problems.append(f"data nests objects and arrays over the {depth}-level limit")
+    if problems:
+        raise InvalidEventError(problems)
+    if "data_base64" in envelope:
+        encoded = envelope["data_base64"]
+        try:
+            if not isinstance(encoded, str):
+                raise TypeError(f"it is {type(encoded).__name__}, not a string")
+            return Event(attributes, base64.b64decode(encoded, validate=True))
+        except (ValueError, TypeError) as e:
+            raise InvalidEventError([f"'data_base64' is not valid base64: {e}"]) from e
+    return Event(attributes, envelope.get("data"))

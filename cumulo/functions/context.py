@@ -3,7 +3,7 @@
 ::
 
     ctx = FunctionContext.current()
-    params = ctx.params(TrainParams, event)      # spec.params, overridden by event.data.params
+    params = ctx.params(TrainParams, event)      # spec.params; data.params may set a few
     ctx.models.register(...)                     # the model registry
     ctx.artifacts.put(key, path)                 # the artifact store
     ctx.publish(event)                           # progress while the run goes on
@@ -27,6 +27,7 @@ from cumulo.context import current_run_id
 from cumulo.errors import CumuloError, PermanentError
 from cumulo.events.event import Event
 from cumulo.functions.artifacts import ArtifactStore, LocalFile, artifact_store, local_copy
+from cumulo.functions.capabilities import merge_params
 from cumulo.functions.model_registry import ModelRegistry
 
 P = TypeVar("P", bound=BaseModel)
@@ -66,14 +67,16 @@ class FunctionContext:
         return local_copy(uri, cache, endpoint_url=self.settings.s3_endpoint_url)
 
     def params(self, model: type[P], event: Any = None) -> P:
-        """The function's params, with ``data.params`` of the event on top.
+        """The function's params, with what ``data.params`` of the event may choose on top.
 
-        A mistake is a :class:`PermanentError`: retrying cannot fix it.
+        An event may set only the fields ``model`` marks event-settable
+        (:mod:`.capabilities`). A mistake is a :class:`PermanentError`:
+        retrying cannot fix it.
         """
-        given = dict(self.settings.params)
-        data = event_data(event)
-        if isinstance(data.get("params"), Mapping):
-            given.update(data["params"])
+        chosen = event_data(event).get("params")
+        given = merge_params(
+            model, self.settings.params, chosen if isinstance(chosen, Mapping) else {}
+        )
         try:
             return model.model_validate(given)
         except ValidationError as e:

@@ -1,9 +1,12 @@
 """Datasets for training and evaluation: a table read from a URI, and what it was.
 
-``load_dataset(ctx, "s3://data/churn.parquet")`` reads a CSV (``.csv``) or
+``load_dataset(ctx, "s3://data/churn.parquet", roots)`` reads a CSV (``.csv``) or
 Parquet (``.parquet``, ``.pq``) file named by a local path, ``file://`` or
 ``s3://`` URI, and says which bytes it read (:class:`DatasetInfo`: SHA-256 and
-the store's version), so a model's lineage names its data exactly.
+the store's version), so a model's lineage names its data exactly. Only files
+under the function's data roots are read: the project folder, the artifact
+store and the ``roots`` its spec declares (``params.dataRoots``; see
+:class:`~cumulo.functions.capabilities.DataRoots`).
 
 Anything wrong with the data itself is a :class:`~cumulo.errors.DatasetError`
 that names the URI: retrying cannot fix it.
@@ -12,7 +15,7 @@ that names the URI: retrying cannot fix it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -24,6 +27,7 @@ from pandas.api import types as pdtypes
 
 from cumulo.errors import ArtifactError, DatasetError
 from cumulo.functions.artifacts import S3_SCHEME, LocalFile
+from cumulo.functions.capabilities import DataRoots
 
 if TYPE_CHECKING:
     from cumulo.functions.context import FunctionContext
@@ -72,10 +76,15 @@ class Dataset:
         return xy(self.frame, features, target, self.info.uri)
 
 
-def load_dataset(ctx: FunctionContext, uri: str) -> Dataset:
-    """Read the CSV or Parquet file ``uri`` names (a path, ``file://`` or ``s3://``)."""
+def load_dataset(ctx: FunctionContext, uri: str, roots: Iterable[str] = ()) -> Dataset:
+    """Read the CSV or Parquet file ``uri`` names (a path, ``file://`` or ``s3://``).
+
+    A URI outside the data roots (the project, the artifact store, ``roots``)
+    is a :class:`~cumulo.errors.CapabilityError`, whether the file exists or not.
+    """
+    location = DataRoots.of(ctx.settings, roots).locate(uri)
     reader = _reader(uri)
-    local = _fetch(ctx, uri)
+    local = _fetch(ctx, uri, location)
     frame = reader(local.path, uri)
     if frame.empty or len(frame.columns) == 0:
         raise DatasetError(f"dataset {uri}: no rows")
@@ -152,9 +161,9 @@ def _reader(uri: str) -> Reader:
     raise DatasetError(f"dataset {uri}: unknown format {suffix or '(no suffix)'!r}; known: {known}")
 
 
-def _fetch(ctx: FunctionContext, uri: str) -> LocalFile:
+def _fetch(ctx: FunctionContext, uri: str, location: str) -> LocalFile:
     try:
-        return ctx.fetch(uri)
+        return ctx.fetch(location)
     except ArtifactError as e:
         if uri.startswith(S3_SCHEME):
             raise  # the store may be down for a while: the platform retries
@@ -167,7 +176,8 @@ def _read_csv(path: Path, uri: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError as e:
         raise DatasetError(f"dataset {uri}: the file is empty") from e
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-        raise DatasetError(f"dataset {uri}: not readable as CSV: {_first_line(e)}") from e
+        problem = _first_line(e).replace(str(path), uri)
+        raise DatasetError(f"dataset {uri}: not readable as CSV: {problem}") from e
 
 
 def _read_parquet(path: Path, uri: str) -> pd.DataFrame:
@@ -176,7 +186,8 @@ def _read_parquet(path: Path, uri: str) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except (pyarrow.ArrowException, OSError, ValueError) as e:
-        raise DatasetError(f"dataset {uri}: not readable as Parquet: {_first_line(e)}") from e
+        problem = _first_line(e).replace(str(path), uri)  # the local copy is the platform's
+        raise DatasetError(f"dataset {uri}: not readable as Parquet: {problem}") from e
 
 
 def _names(columns: list[str]) -> str:

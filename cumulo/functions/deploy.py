@@ -41,6 +41,7 @@ from pydantic.alias_generators import to_camel
 
 from cumulo.errors import ModelNotFoundError, PermanentError
 from cumulo.events.event import Event
+from cumulo.functions.capabilities import EVENT_SETTABLE
 from cumulo.functions.context import FunctionContext, as_event, data_path, event_data
 from cumulo.functions.lineage import MODEL_DEPLOYED, Lineage, lineage_event
 from cumulo.functions.model_registry import ModelRegistry
@@ -51,12 +52,14 @@ DEFAULT_IMAGE = "cumulo/predict:latest"
 
 
 class DeployParams(BaseModel):
+    """What is deployed, where and how (the spec's alone); an event may choose the canary share."""
+
     # Unknown keys are ignored: data.params of a chain's events may carry other steps' params.
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
 
     service: str = Field(default="predict", pattern=NAME_PATTERN.pattern, max_length=50)
     image: str | None = None
-    canary_percent: int = Field(default=0, ge=0, le=100)
+    canary_percent: int = Field(default=0, ge=0, le=100, json_schema_extra=EVENT_SETTABLE)
     namespace: str = "default"
     min_scale: int = Field(default=0, ge=0)
     max_scale: int | None = Field(default=None, ge=1)

@@ -10,6 +10,7 @@
         dataset: null         # the recent data, when the event's data.uri does not name it
         threshold: 0.2        # PSI above which a feature has drifted
         features: null        # default: every feature of the champion
+        dataRoots: []         # where else datasets may be read (see capabilities)
 
 The recent dataset (CSV or Parquet, by path, ``file://`` or ``s3://``) is binned
 with the edges of the champion's training profile (deciles of each feature,
@@ -42,6 +43,7 @@ from pydantic.alias_generators import to_camel
 
 from cumulo.errors import DatasetError, PermanentError
 from cumulo.events.event import Event
+from cumulo.functions.capabilities import DATA_ROOTS_HELP, EVENT_SETTABLE, hides_platform_paths
 from cumulo.functions.context import FunctionContext, as_event, event_data
 from cumulo.functions.datasets import load_dataset
 from cumulo.functions.lineage import MODEL_DRIFTED, Lineage, lineage_event
@@ -53,12 +55,20 @@ log = logging.getLogger("cumulo.functions.drift")
 
 
 class DriftParams(BaseModel):
+    """Which model and data (the spec's alone) and how sensitive (an event may choose)."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     model: str = Field(min_length=1, description="The registered model whose champion to check.")
     dataset: str | None = Field(default=None, description="Recent data, if the event names none.")
-    threshold: float = Field(default=0.2, gt=0, description="PSI above which a feature drifted.")
-    features: list[str] | None = Field(default=None, description="Default: all the model's.")
+    threshold: float = Field(
+        default=0.2, gt=0, description="PSI above which a feature drifted.",
+        json_schema_extra=EVENT_SETTABLE,
+    )  # fmt: skip
+    features: list[str] | None = Field(
+        default=None, description="Default: all the model's.", json_schema_extra=EVENT_SETTABLE
+    )
+    data_roots: list[str] = Field(default=[], description=DATA_ROOTS_HELP)
 
 
 @functions_framework.cloud_event  # type: ignore[arg-type]  # Cumulo publishes what it returns
@@ -67,6 +77,7 @@ def drift(event: Any) -> Event | None:
     return check_drift(FunctionContext.current(), event)
 
 
+@hides_platform_paths
 def check_drift(ctx: FunctionContext, event: Any) -> Event | None:
     """``model.drifted`` if the recent data moved away from the champion's training data."""
     params = ctx.params(DriftParams, event)
@@ -80,7 +91,7 @@ def check_drift(ctx: FunctionContext, event: Any) -> Event | None:
     bundle = _bundle(ctx, champion)
     features = _features(bundle, params, champion)
     with _permanent(DatasetError):
-        dataset = load_dataset(ctx, uri)
+        dataset = load_dataset(ctx, uri, params.data_roots)
         dataset.require_columns(features)
         psi = {name: _psi(dataset.frame[name], bundle.profile[name], uri) for name in features}
     drifted = sorted((f for f in features if psi[f] > params.threshold), key=lambda f: -psi[f])

@@ -14,6 +14,10 @@ also marked ``rejected`` in the registry and announced by
 ``dev.cumulo.model.rejected``. Promoting is left to ``deploy``, which acts on
 ``promote: true``.
 
+Every param is the spec's: an event cannot lower the bar. The holdout is read
+only under the data roots (the project folder, the artifact store,
+``params.dataRoots``).
+
 Metrics: ``accuracy`` (the default) and ``f1_macro`` for classification,
 ``rmse`` (the default), ``mae`` and ``r2`` for regression. ``rmse`` and ``mae``
 are minimized, the others maximized, unless ``direction`` says otherwise.
@@ -30,6 +34,7 @@ from pydantic.alias_generators import to_camel
 
 from cumulo.errors import DatasetError, ModelNotFoundError, PermanentError
 from cumulo.events.event import Event
+from cumulo.functions.capabilities import DATA_ROOTS_HELP, hides_platform_paths
 from cumulo.functions.context import FunctionContext, as_event, event_data
 from cumulo.functions.datasets import Dataset, load_dataset
 from cumulo.functions.estimators import (
@@ -48,12 +53,15 @@ TOLERANCE = 1e-9  # so that 0.95 - 0.90 counts as an improvement of 0.05
 
 
 class EvaluateParams(BaseModel):
+    """How candidates are judged: the spec's alone (an event cannot lower the bar)."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     metric: str | None = Field(default=None, description="Default: accuracy, or rmse.")
     direction: Direction | None = Field(default=None, description="Default: by metric.")
     min_improvement: float = Field(default=0.0, ge=0)
     holdout: str | None = Field(default=None, description="Default: the candidate's holdout.")
+    data_roots: list[str] = Field(default=[], description=DATA_ROOTS_HELP)
 
 
 @dataclass(frozen=True)
@@ -79,13 +87,14 @@ def evaluate(event: Any) -> list[Event]:
     return run_evaluation(FunctionContext.current(), event)
 
 
+@hides_platform_paths
 def run_evaluation(ctx: FunctionContext, event: Any) -> list[Event]:
     """Score candidate and champion, record the candidate's metrics, reject a loser."""
     params = ctx.params(EvaluateParams, event)
     candidate = trained_version(ctx, event)
     bundle = load_model(ctx, candidate)
     metric, direction = choose_metric(params, bundle.task)
-    holdout = load_holdout(ctx, params.holdout or event_data(event).get("holdout"))
+    holdout = load_holdout(ctx, params.holdout or event_data(event).get("holdout"), params)
     scored = Scored(candidate.version, score(bundle, holdout, f"v{candidate.version}"))
     champion = score_champion(ctx, candidate, holdout)
     if candidate.stage == "champion":  # a redelivered event: judged and promoted already
@@ -153,13 +162,13 @@ def load_model(ctx: FunctionContext, version: ModelVersion) -> ModelBundle:
         raise PermanentError(f"evaluate: {version.name} v{version.version}: {e}") from e
 
 
-def load_holdout(ctx: FunctionContext, uri: Any) -> Dataset:
+def load_holdout(ctx: FunctionContext, uri: Any, params: EvaluateParams) -> Dataset:
     if not isinstance(uri, str) or not uri:
         raise PermanentError(
             "evaluate: no holdout: the event's data has none and params.holdout is not set"
         )
     with permanent(DatasetError):
-        return load_dataset(ctx, uri)
+        return load_dataset(ctx, uri, params.data_roots)
 
 
 def score(bundle: ModelBundle, holdout: Dataset, who: str) -> dict[str, float]:

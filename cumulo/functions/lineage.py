@@ -63,7 +63,9 @@ class Lineage(BaseModel):
             return cls.model_validate(carried)
         if event.type == RUN_FAILED or not data:
             return cls(trigger_event=event.id)
-        found = {field: str(data[key]) for key, field in _DATA_KEYS.items() if data.get(key)}
+        found: dict[str, Any] = {
+            field: str(data[key]) for key, field in _DATA_KEYS.items() if data.get(key)
+        }
         return cls(trigger_event=event.id, **found)
 
     def with_(self, **changes: Any) -> Lineage:

@@ -172,7 +172,7 @@ class ModelRegistry:
         return row[0] if row else None
 
     def versions(self, name: str | None = None) -> list[ModelVersion]:
-        query, args = "SELECT * FROM versions", ()
+        query, args = "SELECT * FROM versions", tuple[str, ...]()
         if name is not None:
             query, args = query + " WHERE name = ?", (name,)
         with self._transaction() as db:

@@ -6,7 +6,11 @@
     params: {model: churn, target: churned, estimator: gradient_boosting}
 
 The dataset is ``data.uri`` of the event, else ``params.dataset`` (for a cron
-tick: scheduled retraining). The rows are split (seeded) into a training part
+tick: scheduled retraining), read only under the data roots: the project
+folder, the artifact store and ``params.dataRoots``
+(:mod:`~cumulo.functions.capabilities`). An event's ``data.params`` may choose
+how to train (``target``, ``task``, ``estimator``, ``hyperparameters``,
+``holdoutFraction``, ``seed``), never the model or the roots. The rows are split (seeded) into a training part
 and a holdout; the model is fitted on the first and scored on the second. The
 model bundle and the holdout (Parquet) are stored under
 ``MODEL/RUN/model.joblib`` and ``MODEL/RUN/holdout.parquet``, the version is
@@ -34,6 +38,7 @@ from pydantic.alias_generators import to_camel
 
 from cumulo.errors import DatasetError, MLError, PermanentError
 from cumulo.events.event import Event
+from cumulo.functions.capabilities import DATA_ROOTS_HELP, EVENT_SETTABLE, hides_platform_paths
 from cumulo.functions.context import FunctionContext, as_event, event_data
 from cumulo.functions.datasets import Dataset, load_dataset, split, write_parquet, xy
 from cumulo.functions.estimators import Progress, Trainer, build_trainer, compute_metrics
@@ -44,16 +49,19 @@ STEPS = ("load dataset", "split", "fit", "score holdout", "store artifacts", "re
 
 
 class TrainParams(BaseModel):
+    """How to train (an event may choose: ``EVENT_SETTABLE``) and what (the spec's alone)."""
+
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
     model: str = Field(min_length=1, description="The model's name in the registry.")
-    target: str = "target"
-    task: Task = "classification"
-    estimator: str = "random_forest"
-    hyperparameters: dict[str, Any] = {}
-    holdout_fraction: float = Field(default=0.2, gt=0, lt=1)
-    seed: int = 0
+    target: str = Field(default="target", json_schema_extra=EVENT_SETTABLE)
+    task: Task = Field(default="classification", json_schema_extra=EVENT_SETTABLE)
+    estimator: str = Field(default="random_forest", json_schema_extra=EVENT_SETTABLE)
+    hyperparameters: dict[str, Any] = Field(default={}, json_schema_extra=EVENT_SETTABLE)
+    holdout_fraction: float = Field(default=0.2, gt=0, lt=1, json_schema_extra=EVENT_SETTABLE)
+    seed: int = Field(default=0, json_schema_extra=EVENT_SETTABLE)
     dataset: str | None = Field(default=None, description="Used when the event names none.")
+    data_roots: list[str] = Field(default=[], description=DATA_ROOTS_HELP)
 
     def recorded(self) -> dict[str, Any]:
         """The params a model version records in the registry."""
@@ -113,6 +121,7 @@ def train(event: Any) -> Event:
     return run_training(FunctionContext.current(), event)
 
 
+@hides_platform_paths
 def run_training(ctx: FunctionContext, event: Any) -> Event:
     """Train, store and register one model version; the ``model.trained`` event."""
     params = ctx.params(TrainParams, event)
@@ -162,7 +171,7 @@ def prepare(
     """Load and split the dataset; a dataset that cannot be used is a permanent failure."""
     progress.step(1, f"loading {uri}")
     with permanent(DatasetError):
-        dataset = load_dataset(ctx, uri)
+        dataset = load_dataset(ctx, uri, params.data_roots)
         features = dataset.features(params.target)
         progress.step(
             2, f"splitting {dataset.info.rows} rows, {params.holdout_fraction:g} held out"

@@ -32,6 +32,7 @@ KIND_LABELS = {
 }
 APP_DIR = "/app"
 PORT = 8080
+ALL_INTERFACES = ["--host", "0.0.0.0"]  # a server in a pod listens on all of the pod's interfaces
 SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
 

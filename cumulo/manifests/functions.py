@@ -12,7 +12,9 @@
   0 scales from zero; ``cooldownPeriod`` = ``scale.idleTimeout``).
 - ``mode: service`` without triggers (HTTP and inference): a Knative Service
   (min/max-scale annotations, ``containerConcurrency`` = ``scale.concurrency``),
-  with a canary split when the render options ask for one.
+  with a canary split when the render options ask for one. It is
+  ``cluster-local`` (no external route) unless the spec says ``access: public``:
+  in the cluster there is no gateway to check the API token.
 """
 
 from __future__ import annotations
@@ -86,6 +88,7 @@ def knative(ctx: Context, function: Function) -> dict[str, Any] | None:
             labels=ctx.labels("function", function.name),
             container={**extra, **({"resources": needs} if needs else {})},
             service_account=service_account_name(ctx, function),
+            cluster_local=spec.access != "public",
         )
     except ValueError as e:
         ctx.problem(f"Function/{function.name}", "", str(e))

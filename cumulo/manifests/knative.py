@@ -21,6 +21,8 @@ from typing import Any
 API_VERSION = "serving.knative.dev/v1"
 MIN_SCALE = "autoscaling.knative.dev/min-scale"
 MAX_SCALE = "autoscaling.knative.dev/max-scale"
+VISIBILITY = "networking.knative.dev/visibility"
+CLUSTER_LOCAL = {VISIBILITY: "cluster-local"}  # no route through the external gateway
 GPU_RESOURCE = "nvidia.com/gpu"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "cumulo"}
 CANDIDATE_TAG = "candidate"
@@ -45,6 +47,7 @@ def knative_service(
     labels: Mapping[str, str] | None = None,
     container: Mapping[str, Any] | None = None,
     service_account: str | None = None,
+    cluster_local: bool = False,
 ) -> dict[str, Any]:
     """A Knative ``Service`` running ``image``.
 
@@ -54,6 +57,8 @@ def knative_service(
     e.g. :func:`canary_traffic` (default: all to the latest revision).
     ``container`` adds fields to the container (lists such as ``env`` are
     extended, ``resources`` merged); ``service_account`` runs the pods as it.
+    ``cluster_local`` labels the Service ``networking.knative.dev/visibility:
+    cluster-local``: reachable inside the cluster only.
     """
     check_name(name, "service name")
     _check_scale(min_scale, max_scale, concurrency, gpu)
@@ -65,7 +70,7 @@ def knative_service(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": {**MANAGED_BY, **(labels or {})},
+            "labels": {**MANAGED_BY, **(labels or {}), **(CLUSTER_LOCAL if cluster_local else {})},
         },
         "spec": {
             "template": _template(

@@ -12,8 +12,8 @@ tick runs once); ``skip`` sets ``startingDeadlineSeconds`` to
 cannot be expressed (a problem). ``cumulo publish`` writes to the default bus,
 so a cron sink on another bus is a problem too.
 
-Every other source runs ``cumulo source run <name> --dir /app`` in a
-one-replica Deployment; webhook-style sources (git with a provider other than
+Every other source runs ``cumulo source run <name> --dir /app --host 0.0.0.0``
+in a one-replica Deployment; webhook-style sources (git with a provider other than
 ``poll``, webhook, s3 ``notification``) also get a Service (port 80 → 8080,
 ``POST /sources/<name>``). Their secrets are Secret references.
 """
@@ -25,7 +25,14 @@ from typing import Any
 
 from cumulo.events.sources import source_uri
 from cumulo.events.sources.cron import DEFAULT_TYPE as DEFAULT_CRON_TYPE
-from cumulo.manifests.common import APP_DIR, Context, bus_env, plain_env, secret_env
+from cumulo.manifests.common import (
+    ALL_INTERFACES,
+    APP_DIR,
+    Context,
+    bus_env,
+    plain_env,
+    secret_env,
+)
 from cumulo.manifests.rbac import service_account_name
 from cumulo.manifests.workloads import deployment, pod_template, service
 from cumulo.spec import EventSource, SecretRef
@@ -39,7 +46,8 @@ def render_source(ctx: Context, source: EventSource) -> list[dict[str, Any]]:
     if source.spec.cron is not None:
         job = cron_job(ctx, source)
         return [job] if job else []
-    container = _container(ctx, source, ["cumulo", "source", "run", source.name, "--dir", APP_DIR])
+    command = ["cumulo", "source", "run", source.name, "--dir", APP_DIR, *ALL_INTERFACES]
+    container = _container(ctx, source, command)
     labels = ctx.labels("source", source.name)
     pod = pod_template(labels, container, service_account_name(ctx))
     objects = [deployment(ctx, source.name, "source", pod, replicas=1)]

@@ -5,8 +5,11 @@ a Dapr sidecar or the local supervisor talk to)::
 
     cumulo worker --target <handler> --source /app --name <function>
                   [--signature http|cloudevent] --concurrency <scale.concurrency>
+                  --host 0.0.0.0
 
-listening on ``$PORT`` (8080). Sources run ``cumulo source run <name> --dir /app``.
+listening on ``$PORT`` (8080) on every interface of the pod (the worker's own
+default is loopback only). Sources run ``cumulo source run <name> --dir /app
+--host 0.0.0.0``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cumulo.manifests.common import (
+    ALL_INTERFACES,
     APP_DIR,
     PORT,
     Context,
@@ -40,7 +44,7 @@ def worker_args(function: Function) -> list[str]:
     args += ["--name", function.name]
     if spec.signature is not None:
         args += ["--signature", spec.signature]
-    return [*args, "--concurrency", str(spec.scale.concurrency)]
+    return [*args, "--concurrency", str(spec.scale.concurrency), *ALL_INTERFACES]
 
 
 def function_env(ctx: Context, function: Function) -> tuple[dict[str, str], list[dict]]:

@@ -46,9 +46,15 @@ def project_modules(project_dir: Path, modules: Sequence[str]) -> list[str]:
 
 
 def import_declared(
-    project_dir: Path, modules: Sequence[str]
+    project_dir: Path, modules: Sequence[str], *, enabled: bool = True
 ) -> tuple[list[Located], list[Problem]]:
-    """Import the project's modules; the functions they declare, and every problem."""
+    """Import the project's modules; the functions they declare, and every problem.
+
+    ``enabled=False`` imports nothing and declares nothing: for a folder whose
+    code must not run in this process (a cloned repository).
+    """
+    if not enabled:
+        return [], []
     from cumulo.registry import Registry, use_registry  # cumulo.registry imports cumulo.spec
 
     registry = Registry()

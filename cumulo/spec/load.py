@@ -25,15 +25,18 @@ from cumulo.spec.project import Project, inline_trigger, inline_trigger_name
 _KIND_LIST = ", ".join(KINDS)
 
 
-def load_project(root: Path | str, *, modules: Sequence[str] = ()) -> Project:
+def load_project(
+    root: Path | str, *, modules: Sequence[str] = (), import_modules: bool = True
+) -> Project:
     """The project in ``root`` (a directory, or one YAML file in the project's directory).
 
     A directory contributes its ``*.yaml`` / ``*.yml`` files (not recursive);
     the project directory's ``main.py`` and each of ``modules`` contribute the
-    functions they declare with ``@function``. Raises :class:`SpecError`
-    listing every problem.
+    functions they declare with ``@function``. With ``import_modules=False``
+    nothing of the project is imported (a repository that is not the user's
+    own): only its YAML counts. Raises :class:`SpecError` listing every problem.
     """
-    project, problems = _load(Path(root), modules)
+    project, problems = _load(Path(root), modules, import_modules)
     if problems:
         raise SpecError(problems)
     return project
@@ -41,21 +44,25 @@ def load_project(root: Path | str, *, modules: Sequence[str] = ()) -> Project:
 
 def validate_project(root: Path | str, modules: Sequence[str] = ()) -> list[Problem]:
     """Every problem of the project in ``root``; empty when it loads."""
-    return _load(Path(root), modules)[1]
+    return _load(Path(root), modules, True)[1]
 
 
-def _load(root: Path, modules: Sequence[str]) -> tuple[Project, list[Problem]]:
+def _load(
+    root: Path, modules: Sequence[str], import_modules: bool
+) -> tuple[Project, list[Problem]]:
     importlib.invalidate_caches()  # see files written since the last import
     if not root.exists():
         return Project(root.absolute()), [Problem(display_path(root), "", "no such file or folder")]
     project_dir = (root if root.is_dir() else root.parent).absolute()
     files = yaml_files(root) if root.is_dir() else [root]
-    if not files and not project_modules(project_dir, modules):
+    if not files and not (import_modules and project_modules(project_dir, modules)):
         message = "no *.yaml or *.yml files, no main.py and no modules: nothing to load"
+        if not import_modules:
+            message = "no *.yaml or *.yml files (Python modules are not imported here)"
         return Project(project_dir), [Problem(display_path(root), "", message)]
     documents, problems = read_documents(files)
     located = [item for document in documents if (item := _parse(document, problems))]
-    declared, import_problems = import_declared(project_dir, modules)
+    declared, import_problems = import_declared(project_dir, modules, enabled=import_modules)
     problems += import_problems
     located = list(_with_inline_triggers([*located, *declared], problems))
     problems += check_project(located, project_dir)

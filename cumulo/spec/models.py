@@ -25,6 +25,7 @@ API_VERSION: Final = "cumulo.dev/v1alpha1"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # a DNS-1123 label
 HANDLER_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
 ATTRIBUTE_NAME_PATTERN = re.compile(r"^[a-z0-9]{1,20}$")  # a CloudEvents attribute name
+ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # an environment variable name
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _ISO_DURATION = re.compile(
@@ -197,11 +198,24 @@ class Build(Model):
 
 class SecretRef(Model):
     """A secret kept outside the spec: a Kubernetes Secret ``name``/``key``, read locally
-    from the environment variable ``env`` (default: ``NAME_KEY`` upper-cased, ``-`` → ``_``)."""
+    from the environment variable ``env`` (default: ``NAME_KEY`` upper-cased, ``-`` → ``_``).
+
+    ``{env: VAR}`` alone is enough: the Secret's name is then ``VAR`` lower-cased
+    with ``_`` → ``-`` (``MODEL_TOKEN`` → ``model-token``).
+    """
 
     name: str
     key: str | None = None
-    env: str | None = None
+    env: str | None = Field(default=None, pattern=ENV_NAME_PATTERN)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_from_env(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("name") is None:
+            if not isinstance(data.get("env"), str):
+                raise ValueError("a secret needs a name (a Kubernetes Secret), an env, or both")
+            data = {**data, "name": data["env"].lower().replace("_", "-")}
+        return data
 
     @property
     def variable(self) -> str:
@@ -229,6 +243,10 @@ class FunctionSpec(Model):
     )
     secrets: list[SecretRef] = []
     build: Build = Build()
+    access: Literal["token", "public"] = Field(
+        default="token",
+        description="/fn/<name> with CUMULO_API_TOKEN set: needs the token, or is public.",
+    )
 
 
 # --- EventSource ----------------------------------------------------------------
@@ -322,9 +340,14 @@ class GitSource(Model):
 
 class WebhookSource(Model):
     path: str = "/"
-    auth: Literal["none", "bearer", "hmac"] = "none"
-    secret: SecretRef | None = Field(default=None, description="The bearer token or HMAC key.")
+    auth: Literal["none", "bearer", "hmac", "standard-webhooks"] = "none"
+    secret: SecretRef | None = Field(
+        default=None, description="The bearer token, HMAC key, or Standard Webhooks whsec_ key."
+    )
     max_body_bytes: int = Field(default=1024 * 1024, gt=0)
+    tolerance: Duration = Field(
+        default=300.0, gt=0, description="standard-webhooks: how far webhook-timestamp may be off."
+    )
 
     @model_validator(mode="after")
     def _auth_needs_secret(self) -> WebhookSource:
@@ -350,6 +373,11 @@ class EventSourceSpec(Model):
     webhook: WebhookSource | None = None
     type: str | None = Field(default=None, description="CloudEvent type of what it emits.")
     sink: Sink = Sink()
+    dedup_window: Duration = Field(
+        default=7 * 86400.0,
+        gt=0,
+        description="HTTP sources: how long delivery ids and signed bodies are remembered.",
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> EventSourceSpec:

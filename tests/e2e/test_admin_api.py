@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from cumulo.client import Client, GatewayError
 from cumulo.config import Settings
+from cumulo.runtimes.local.openapi import document
+from cumulo.runtimes.local.platform import Platform
+from cumulo.spec.load import load_project
 from tests.e2e.conftest import write_project
 from tests.e2e.platform import Answer, RunningPlatform, cloudevent
 
@@ -17,10 +23,13 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 PROJECT = {
     "main.py": "def hello(request):\n    return 'hello'\n",
     "cumulo.yaml": "apiVersion: cumulo.dev/v1alpha1\nkind: Function\nmetadata: {name: hello}\n"
-    "spec: {handler: 'main:hello'}\n",
+    "spec: {handler: 'main:hello', access: public}\n",
 }
 EVENT = json.dumps(cloudevent("test.hello", {"x": 1}, id="h-1")).encode()
 STRUCTURED = {"Content-Type": "application/cloudevents+json"}
+
+JSON = {"Content-Type": "application/json"}
+FN_METHODS = ("get", "post", "put", "patch", "delete", "options")
 
 # One or more real requests per documented operation: (method, path, body, headers).
 PROBES: dict[tuple[str, str], list[tuple[str, bytes | None, dict[str, str]]]] = {
@@ -33,29 +42,54 @@ PROBES: dict[tuple[str, str], list[tuple[str, bytes | None, dict[str, str]]]] = 
     ("get", "/healthz"): [("/healthz", None, {})],
     ("get", "/metrics"): [("/metrics", None, {})],
     ("get", "/api/status"): [("/api/status", None, {})],
-    ("get", "/api/events"): [("/api/events?topic=default", None, {}), ("/api/events?bus=x", None, {})],
+    ("get", "/api/events"): [
+        ("/api/events?topic=default", None, {}),
+        ("/api/events?bus=x", None, {}),
+        ("/api/events?after=abc", None, {}),
+    ],
     ("post", "/api/replay"): [
-        ("/api/replay", b'{"topic": "default", "fromOffset": 0}', {}),
-        ("/api/replay", b'{"bus": "nope", "topic": "default", "fromOffset": 0}', {}),
-        ("/api/replay", b"{nope", {}),
-        ("/api/replay", b'{"topic": "default"}', {}),
+        ("/api/replay", b'{"topic": "default", "fromOffset": 0}', JSON),
+        ("/api/replay", b'{"bus": "nope", "topic": "default", "fromOffset": 0}', JSON),
+        ("/api/replay", b'{"topic": "default", "fromOffset": 99}', JSON),
+        ("/api/replay", b"{nope", JSON),
+        ("/api/replay", b'{"topic": "default"}', JSON),
+        ("/api/replay", b'{"topic": "default", "fromOffset": 0}', {"Content-Type": "text/plain"}),
+        ("/api/replay", b"[" * 70_000, JSON),
     ],
     ("get", "/api/openapi.json"): [("/api/openapi.json", None, {})],
-    **{(m, "/fn/{name}"): [("/fn/hello", b"", {}), ("/fn/nope", b"", {})]
-       for m in ("get", "post", "put", "delete")},
-    **{(m, "/fn/{name}/{path}"): [("/fn/hello/a/b", b"", {})]
-       for m in ("get", "post", "put", "delete")},
-    ("post", "/sources/{name}"): [("/sources/nope", b"{}", {"Content-Type": "application/json"})],
+    **{(m, "/fn/{name}"): [("/fn/hello", b"", {}), ("/fn/nope", b"", {})] for m in FN_METHODS},
+    **{(m, "/fn/{name}/{path}"): [("/fn/hello/a/b", b"", {}), ("/fn/hello/a%0Ab", b"", {})]
+       for m in FN_METHODS},
+    ("post", "/sources/{name}"): [("/sources/nope", b"{}", JSON)],
+    ("post", "/sources/{name}/{path}"): [("/sources/nope/a", b"{}", JSON)],
     ("get", "/api/functions"): [("/api/functions", None, {})],
     ("get", "/api/graph"): [("/api/graph", None, {})],
-    ("get", "/api/events/search"): [("/api/events/search?type=test", None, {}), ("/api/events/search?bus=x", None, {})],
-    ("get", "/api/runs"): [("/api/runs", None, {})],
+    ("get", "/api/events/search"): [
+        ("/api/events/search?type=test", None, {}),
+        ("/api/events/search?bus=x", None, {}),
+        ("/api/events/search?since=zzz", None, {}),
+    ],
+    ("get", "/api/runs"): [("/api/runs", None, {}), ("/api/runs?limit=x", None, {})],
     ("get", "/api/runs/{id}"): [("/api/runs/nope", None, {})],
     ("get", "/api/runs/{id}/log"): [("/api/runs/nope/log", None, {})],
     ("get", "/api/models"): [("/api/models", None, {})],
     ("get", "/api/dead-letters"): [("/api/dead-letters", None, {}), ("/api/dead-letters?bus=x", None, {})],
-    ("post", "/api/dead-letters/{offset}/redrive"): [("/api/dead-letters/1/redrive", b"", {})],
-}
+    ("post", "/api/dead-letters/{offset}/redrive"): [
+        ("/api/dead-letters/1/redrive", b"", {}),
+        ("/api/dead-letters/x/redrive", b"", {}),
+    ],
+    ("get", "/ui"): [("/ui", None, {})],
+    ("get", "/ui/"): [("/ui/", None, {})],
+    ("get", "/ui/graph"): [("/ui/graph", None, {})],
+    ("get", "/ui/events"): [("/ui/events?type=x", None, {}), ("/ui/events?since=zzz", None, {})],
+    ("get", "/ui/runs"): [("/ui/runs", None, {}), ("/ui/runs?limit=0", None, {})],
+    ("get", "/ui/runs/{id}"): [("/ui/runs/nope", None, {})],
+    ("get", "/ui/models"): [("/ui/models", None, {})],
+    ("get", "/ui/dead-letters"): [("/ui/dead-letters", None, {}), ("/ui/dead-letters?bus=x", None, {})],
+    ("get", "/ui/static/{name}"): [("/ui/static/dashboard.css", None, {}), ("/ui/static/x", None, {})],
+    ("get", "/dapr/subscribe"): [("/dapr/subscribe", None, {})],
+    ("post", "/dapr/deliver/{trigger}"): [("/dapr/deliver/nope", EVENT, STRUCTURED)],
+}  # fmt: skip
 
 
 @pytest.fixture
@@ -80,6 +114,25 @@ def documented(answer: Answer, operation: dict) -> None:
 DOC_RESPONSES: dict = {}
 
 
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None  # a 3xx is the answer
+
+
+def ask(platform: RunningPlatform, method: str, path: str, body, headers) -> Answer:
+    """One request, redirects not followed (``/ui`` answers 307, ``?token=`` 303)."""
+    request = urllib.request.Request(platform.url + path, body, headers, method=method)
+    try:
+        with urllib.request.build_opener(NoRedirects).open(request, timeout=30) as response:
+            return Answer(response.status, _lower(response.headers), response.read())
+    except urllib.error.HTTPError as e:
+        return Answer(e.code, _lower(e.headers), e.read())
+
+
+def _lower(headers) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
 def test_every_documented_operation_answers_as_documented(platform: RunningPlatform):
     answer = platform.request("GET", "/api/openapi.json", headers=AUTH)
     assert answer.status == 200
@@ -93,13 +146,32 @@ def test_every_documented_operation_answers_as_documented(platform: RunningPlatf
     }
     assert operations.keys() == PROBES.keys()  # every operation probed, nothing undocumented
     for (method, _), operation in operations.items():
-        public = operation.get("security", document["security"]) == []
+        security = operation.get("security", document["security"])
         for path, body, headers in PROBES[(method, _)]:
-            answer = platform.request(method.upper(), path, body, {**headers, **AUTH})
+            answer = ask(platform, method.upper(), path, body, {**headers, **AUTH})
             documented(answer, operation)
-            anonymous = platform.request(method.upper(), path, body, headers)
-            assert (anonymous.status == 401) != public, (method, path, anonymous.status)
+            anonymous = ask(platform, method.upper(), path, body, headers)
+            if {} not in security:  # not optional (/fn/*: as the function's spec says)
+                assert (anonymous.status == 401) == bool(security), (path, anonymous.status)
             documented(anonymous, operation)
+
+
+def route_operations(routes) -> set[tuple[str, str]]:
+    """(method, OpenAPI path) of every route of a Starlette app; HEAD comes with GET."""
+    found = set()
+    for route in routes:
+        path = re.sub(r"{(\w+):\w+}", r"{\1}", route.path)  # {path:path} -> {path}
+        found |= {(m.lower(), path) for m in route.methods or () if m != "HEAD"}
+    return found
+
+
+def test_every_route_is_documented_and_every_operation_is_a_route(tmp_path: Path):
+    project = load_project(write_project(tmp_path / "p", PROJECT))
+    gateway = Platform(project, Settings(state_dir=tmp_path / "state")).gateway
+    documented_operations = {
+        (method, path) for path, item in document()["paths"].items() for method in item
+    }
+    assert route_operations(gateway.app.routes) == documented_operations
 
 
 def test_protected_routes_need_the_token(platform: RunningPlatform):
@@ -113,7 +185,7 @@ def test_protected_routes_need_the_token(platform: RunningPlatform):
         assert wrong.status == 401
         assert 'error="invalid_token"' in wrong.headers["www-authenticate"]
     assert platform.request("GET", "/api/status", headers=AUTH).status == 200
-    assert platform.request("GET", "/fn/hello").body == b"hello"  # functions stay public
+    assert platform.request("GET", "/fn/hello").body == b"hello"  # access: public
     assert platform.request("GET", "/healthz").status == 200
 
 

@@ -14,6 +14,8 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from cumulo.functions.model_registry import ModelRegistry
 from tests.e2e.platform import RunningPlatform, wait_for
 from tests.e2e.test_ml_pipeline import chain_event, copy_example, holdout_rows, predict
@@ -40,6 +42,21 @@ def with_uploads_source(project: Path) -> Path:
     return project
 
 
+def train_reads_s3(project: Path, endpoint: str, region: str) -> Path:
+    """train declares what it needs to read s3:// (a function gets nothing undeclared)."""
+    manifest = project / "cumulo.yaml"
+    documents = list(yaml.safe_load_all(manifest.read_text()))
+    [train] = [d for d in documents if d["kind"] == "Function" and d["metadata"]["name"] == "train"]
+    train["spec"]["env"] = {"CUMULO_S3_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": region}
+    train["spec"]["params"]["dataRoots"] = [f"s3://{BUCKET}/incoming/"]  # what train may read
+    train["spec"]["secrets"] = [
+        {"name": "minio", "key": "access-key", "env": "AWS_ACCESS_KEY_ID"},
+        {"name": "minio", "key": "secret-key", "env": "AWS_SECRET_ACCESS_KEY"},
+    ]
+    manifest.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+    return project
+
+
 def uploaded(platform: RunningPlatform) -> list[dict[str, Any]]:
     """The dataset.ready events the `uploads` source published."""
     return [
@@ -63,10 +80,10 @@ def test_uploading_a_csv_to_minio_trains_evaluates_and_deploys(platform_factory,
     # platform's workers need MinIO's endpoint. MinIO starts with the target offline.
     port = free_port()
     with start_minio(tmp_path / "minio", webhook_targets(f"http://127.0.0.1:{port}")) as minio:
+        train_reads_s3(project, minio.endpoint, minio.region)  # where and how train reads s3://
         env = {
             "MINIO_HOOK_TOKEN": TOKEN,  # token: {name: minio-hook, key: token}
-            "CUMULO_S3_ENDPOINT_URL": minio.endpoint,  # where train's fetch reads s3:// from
-            **minio.aws_env(),
+            **minio.aws_env(),  # the values of train's declared secrets
         }
         platform = platform_factory(project, env=env, port=port)
         client = minio.client()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent, from_http
 
-from cumulo.errors import InvalidEventError, PermanentError, UnsupportedMediaTypeError
+from cumulo.errors import (
+    EncodingError,
+    InvalidEventError,
+    PermanentError,
+    UnsupportedMediaTypeError,
+)
 from cumulo.events.cloudevent import (
     BATCH,
     CAUSE_EXTENSION,
@@ -21,25 +27,41 @@ from cumulo.events.cloudevent import (
     to_sdk,
 )
 from cumulo.events.event import Event, new_event
-from tests.runtimes.worker.conformance import FeatureCase, YamlCase, feature_cases, yaml_cases
+from tests.runtimes.worker.conformance import (
+    FeatureCase,
+    YamlCase,
+    feature_cases,
+    spec_strings,
+    yaml_cases,
+)
 
 
 def case_event(case: YamlCase) -> Event:
     return Event(dict(case.attributes), case.expected_data())
 
 
-@pytest.mark.parametrize("case", yaml_cases(), ids=lambda case: case.name)
+CASES = [spec_strings(case) for case in yaml_cases()]
+
+
+def test_conformance_values_with_a_line_break_are_refused() -> None:
+    broken = [case for case in yaml_cases() if spec_strings(case) != case]
+    assert broken, "the shared data has no value with a line break any more"
+    for case in broken:
+        encode = binary_http if case.mode == "binary" else structured_http
+        with pytest.raises(InvalidEventError, match="'comexampleextension2' holds a control"):
+            events_from_http(*encode(case_event(case)))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_conformance_events_survive_their_mode(case: YamlCase) -> None:
     encode = binary_http if case.mode == "binary" else structured_http
     headers, body = encode(case_event(case))
     assert events_from_http({**headers, **case.transport}, body) == [case_event(case)]
 
 
-@pytest.mark.parametrize("case", yaml_cases(), ids=lambda case: case.name)
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
 def test_conformance_events_from_hand_written_messages(case: YamlCase) -> None:
     if case.mode == "structured":
-        import orjson
-
         headers, body = {"Content-Type": STRUCTURED}, orjson.dumps(case.envelope())
     else:
         headers = {f"ce-{k}": v for k, v in case.attributes.items() if k != "datacontenttype"}
@@ -100,6 +122,40 @@ def test_header_values_are_percent_encoded_and_decoded() -> None:
     assert headers["ce-subject"] == "a%20%22quoted%22%20100%25%20%E2%82%AC%20subject"
     assert headers["ce-source"] == "/s"
     assert events_from_http(headers, b"")[0].subject == event.subject
+
+
+@pytest.mark.parametrize("content_type", [5, "text/plain\nx: 1", "text/plain\r\nx: 1"])
+def test_binary_mode_will_not_send_a_content_type_that_is_not_a_header(content_type) -> None:
+    """An event stored before the rules existed cannot inject headers when it is sent on."""
+    event = Event({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}, b"x")
+    event.attributes["datacontenttype"] = content_type
+    with pytest.raises(EncodingError, match="'datacontenttype' cannot be a Content-Type"):
+        binary_http(event)
+
+
+def test_data_past_the_json_encoder_is_an_encoding_error() -> None:
+    deep: object = 1
+    for _ in range(300):
+        deep = [deep]
+    event = new_event("t", "/s", deep)
+    for encode in (binary_http, structured_http):
+        with pytest.raises(EncodingError, match="JSON"):
+            encode(event)
+
+
+def test_json_data_under_a_media_type_that_is_not_json_is_refused() -> None:
+    """Binary mode could only send its JSON text: the modes would disagree (found by fuzzing)."""
+    envelope = {"specversion": "1.0", "id": "1", "source": "/s", "type": "t"}
+    envelope |= {"datacontenttype": "text/plain", "data": [1, 2]}
+    body = orjson.dumps(envelope)
+    for headers, message in (
+        ({"content-type": STRUCTURED}, body),
+        ({"content-type": BATCH}, b"[" + body + b"]"),
+    ):
+        with pytest.raises(InvalidEventError, match="'data' must be a string"):
+            events_from_http(headers, message)
+    [text] = events_from_http({"content-type": STRUCTURED}, body.replace(b"[1,2]", b'"[1,2]"'))
+    assert text.data == b"[1,2]"
 
 
 def test_header_names_are_case_insensitive() -> None:

@@ -37,11 +37,19 @@ def state_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_ctx(state_dir: Path) -> MakeContext:
+def project_dir(tmp_path: Path) -> Path:
+    """The function's project folder: tmp_path, so that the datasets below are inside it."""
+    return tmp_path
+
+
+@pytest.fixture
+def make_ctx(state_dir: Path, project_dir: Path) -> MakeContext:
     """``make_ctx("train", model="m")``: a context for a function with those params."""
 
     def make(function: str = "train", **params: Any) -> RecordingContext:
-        settings = FunctionSettings(function=function, state_dir=state_dir, params=params)
+        settings = FunctionSettings(
+            function=function, state_dir=state_dir, project_dir=project_dir, params=params
+        )
         return RecordingContext(settings)
 
     return make

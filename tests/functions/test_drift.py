@@ -37,7 +37,10 @@ def sample(rows: int, seed: int, *, shift_tenure: float = 0.0) -> pd.DataFrame:
 
 def make_ctx(tmp_path: Path, **params: Any) -> FunctionContext:
     params = {"model": MODEL, **params}
-    return FunctionContext(FunctionSettings(function="drift", state_dir=tmp_path, params=params))
+    settings = FunctionSettings(
+        function="drift", state_dir=tmp_path, project_dir=tmp_path, params=params
+    )
+    return FunctionContext(settings)
 
 
 def train_champion(ctx: FunctionContext, tmp_path: Path, *, promote: bool = True) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cumulo.errors import PermanentError
+from cumulo.errors import CapabilityError, PermanentError
 from cumulo.events.event import Event
 from cumulo.functions.evaluate import evaluate, run_evaluation
 from cumulo.functions.lineage import MODEL_EVALUATED, MODEL_REJECTED, MODEL_TRAINED
@@ -206,3 +206,27 @@ def test_the_function_itself_reads_its_settings(
     monkeypatch.setenv("CUMULO_PARAMS", json.dumps({"metric": "f1_macro"}))
     (verdict,) = evaluate(cloud_event(MODEL_TRAINED, first.data))
     assert verdict.source == "/cumulo/functions/judge" and verdict.data["metric"] == "f1_macro"
+
+
+def test_a_holdout_outside_the_data_roots_is_refused_without_a_word_of_it(
+    make_ctx: MakeContext, csv_dataset: Path, tmp_path_factory: pytest.TempPathFactory
+):
+    secret = tmp_path_factory.mktemp("elsewhere") / "secret.csv"
+    secret.write_text("aws_secret_access_key,password\nAKIA1,hunter2\n")
+    candidate = trained(make_ctx, csv_dataset)
+    forged = cloud_event(MODEL_TRAINED, {**candidate.data, "holdout": str(secret)})
+    with pytest.raises(CapabilityError) as refused:
+        run_evaluation(make_ctx("evaluate"), forged)
+    message = str(refused.value)
+    assert "dataset URI outside the allowed data roots" in message
+    assert "password" not in message and str(secret.parent) not in message
+    assert make_ctx().models.get("churn", 1).stage == "candidate"  # judged on nothing
+
+
+def test_an_event_cannot_lower_the_bar(make_ctx: MakeContext, csv_dataset: Path):
+    candidate = trained(make_ctx, csv_dataset)
+    event = cloud_event(MODEL_TRAINED, {**candidate.data, "params": {"minImprovement": 0}})
+    with pytest.raises(
+        CapabilityError, match=r"data\.params\.minImprovement: set by the function's spec"
+    ):
+        run_evaluation(make_ctx("evaluate", minImprovement=0.5), event)

@@ -252,7 +252,9 @@ def test_a_cron_source_is_a_cron_job_publishing_one_tick(rich):
 def test_other_sources_run_as_deployments_and_webhooks_get_services(rich):
     for name in ("pushes", "hook", "landing", "orders"):
         container = rich["Deployment", name]["spec"]["template"]["spec"]["containers"][0]
-        assert container["command"] == ["cumulo", "source", "run", name, "--dir", "/app"]
+        assert container["command"] == [
+            "cumulo", "source", "run", name, "--dir", "/app", "--host", "0.0.0.0",
+        ]  # fmt: skip
         assert container["image"] == "registry.example.com/ml/rich:latest"
     assert {n for k, n in rich if k == "Service"} == {"predict", "pushes", "hook"}
 
@@ -367,3 +369,38 @@ def test_a_job_scaler_watches_the_names_cumulo_job_reads_on_each_broker():
     topic, consumer = broker("b", "nats://n:4222?prefix=ml").pulled_names("default", group)
     assert (topic, consumer) == ("default", "trigger~2Ftrain-0")
     assert group_name(consumer) == group
+
+
+def _commands(objects: list[dict]) -> list[list[str]]:
+    """The command of every container in the rendered objects."""
+    found = []
+    for o in objects:
+        spec = o.get("spec", {})
+        pod = spec.get("jobTemplate", {}).get("spec", spec).get("template", {}).get("spec", {})
+        found += [c["command"] for c in pod.get("containers", []) if "command" in c]
+    return found
+
+
+@pytest.mark.parametrize("project", PROJECTS)
+def test_every_server_in_a_pod_listens_on_all_interfaces(project):
+    servers = [c for c in _commands(PROJECTS[project]()) if c[1] in ("worker", "source")]
+    assert servers, "the project renders workers or sources"
+    for command in servers:  # `cumulo worker` and `cumulo source run` default to 127.0.0.1
+        assert command[-2:] == ["--host", "0.0.0.0"], command
+
+
+def test_only_a_public_function_is_exposed_outside_the_cluster(rich):
+    public = rich["Service", "predict"]["metadata"]["labels"]  # access: public
+    assert "networking.knative.dev/visibility" not in public
+    hello = next(o for o in render(ROOT / "examples" / "hello") if o["kind"] == "Service")
+    labels = hello["metadata"]["labels"]  # access: token, the default
+    assert labels["networking.knative.dev/visibility"] == "cluster-local"
+    assert object_problems(hello, CRDS) == []
+
+
+def test_a_secret_named_by_its_variable_alone_is_a_secret_reference(rich):
+    container = rich["Service", "predict"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MODEL_SIGNING_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "model-signing-key", "key": "model-signing-key"}
+    }

@@ -250,3 +250,61 @@ def test_to_yaml_of_models_built_in_python() -> None:
         "metadata": {"name": "default"},
         "spec": {"url": "redis://r"},
     }
+
+
+SECRETS = """
+    apiVersion: cumulo.dev/v1alpha1
+    kind: Function
+    metadata: {name: train}
+    spec:
+      handler: main:train
+      secrets:
+        - {env: MODEL_STORE_TOKEN}
+        - {name: registry, key: token}
+        - {name: wandb, env: WANDB_KEY}
+"""
+
+
+def test_a_secret_can_be_named_by_its_variable_alone(write_project: WriteProject) -> None:
+    root = write_project({"cumulo.yaml": SECRETS, "main.py": MAIN})
+    assert validate_project(root) == []
+    secrets = load_project(root).functions["train"].spec.secrets
+    assert [(s.variable, s.name, s.key) for s in secrets] == [
+        ("MODEL_STORE_TOKEN", "model-store-token", None),  # the Secret's name follows env
+        ("REGISTRY_TOKEN", "registry", "token"),
+        ("WANDB_KEY", "wandb", None),
+    ]
+
+
+def test_a_secret_needs_a_name_or_a_variable(write_project: WriteProject) -> None:
+    text = SECRETS.replace("{env: MODEL_STORE_TOKEN}", "{key: token}")
+    root = write_project({"cumulo.yaml": text, "main.py": MAIN})
+    [problem] = validate_project(root)
+    assert str(problem).startswith("project/cumulo.yaml:Function/train.spec.secrets[0]")
+    assert "a secret needs a name (a Kubernetes Secret), an env, or both" in str(problem)
+
+
+def test_access_defaults_to_the_token_and_can_be_public(write_project: WriteProject) -> None:
+    text = SECRETS + "      access: public\n"
+    root = write_project({"cumulo.yaml": text, "main.py": MAIN})
+    assert load_project(root).functions["train"].spec.access == "public"
+    assert load_project(pipeline(write_project, "other")).functions["train"].spec.access == "token"
+    wrong = write_project({"cumulo.yaml": SECRETS + "      access: open\n", "main.py": MAIN}, "x")
+    [problem] = validate_project(wrong)
+    assert "Function/train.spec.access: Input should be 'token' or 'public'" in str(problem)
+
+
+def test_the_decorator_declares_access_too(write_project: WriteProject) -> None:
+    main = """
+        import cumulo
+
+        @cumulo.function(access="public")
+        def predict(request):
+            return "ok"
+
+        @cumulo.function
+        def train(request):
+            return "ok"
+    """
+    functions = load_project(write_project({"main.py": main})).functions
+    assert (functions["predict"].spec.access, functions["train"].spec.access) == ("public", "token")

@@ -13,15 +13,20 @@ Delivery model, the same for every backend:
   the events the function returned), :class:`Nack` (deliver again after a
   delay) or :class:`DeadLetter` (publish to the dead-letter topic and ack).
 - ``replay`` rewinds a group (or every group on a topic) to an offset or a time.
+  The start must lie within the topic (:func:`check_replay_start`, one check
+  for every backend): at most one past its last offset, never a time to come.
 """
 
 from __future__ import annotations
 
 import abc
+import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from cumulo.errors import InvalidReplayError, ReplayOutOfRangeError
 from cumulo.events.event import Event
 
 Accept = Callable[[Event], bool]
@@ -83,11 +88,39 @@ class BusSettings:
 def check_replay(
     group: str | None, topic: str | None, from_offset: int | None, from_time: float | None
 ) -> None:
-    """Raise ``ValueError`` unless a replay names one of group/topic and one starting point."""
+    """Raise :class:`InvalidReplayError` unless a replay names one of group/topic and one start."""
     if (group is None) == (topic is None):
-        raise ValueError("replay needs exactly one of group= or topic=")
+        raise InvalidReplayError("replay needs exactly one of group= or topic=")
     if (from_offset is None) == (from_time is None):
-        raise ValueError("replay needs exactly one of from_offset= or from_time=")
+        raise InvalidReplayError("replay needs exactly one of from_offset= or from_time=")
+
+
+def check_replay_start(
+    topic: str,
+    from_offset: int | None,
+    from_time: float | None,
+    last_offset: int,
+    now: float | None = None,
+) -> None:
+    """Raise :class:`ReplayOutOfRangeError` unless a replay starts within ``topic``.
+
+    An offset may be 0 up to one past the topic's last offset (the next to be
+    written: nothing old is delivered again); a time must be a finite one that
+    has already come (and is not before 1970). Anything further would move cursors beyond events yet
+    to be published, and delivery would silently stop.
+    """
+    if from_offset is not None and not 0 <= from_offset <= last_offset + 1:
+        if from_offset < 0:
+            raise ReplayOutOfRangeError(f"fromOffset {from_offset} is negative")
+        raise ReplayOutOfRangeError(
+            f"fromOffset {from_offset} is past the end of topic {topic!r}"
+            f" (last offset {last_offset})"
+        )
+    now = time.time() if now is None else now
+    if from_time is not None and not (math.isfinite(from_time) and 0 <= from_time <= now):
+        raise ReplayOutOfRangeError(
+            f"fromTime {from_time!r} is not between 1970 and now ({now:.3f}, Unix seconds)"
+        )
 
 
 class Bus(abc.ABC):
@@ -143,11 +176,21 @@ class Bus(abc.ABC):
     ) -> int:
         """Rewind one group, or every group on a topic; the number of events to deliver again."""
 
+    async def check_replay_start(
+        self, topic: str, from_offset: int | None, from_time: float | None
+    ) -> None:
+        """:func:`check_replay_start` against this bus's end of ``topic`` (every backend's replay)."""
+        check_replay_start(topic, from_offset, from_time, await self.last_offset(topic))
+
     @abc.abstractmethod
     async def read(
         self, topic: str, *, after: int = 0, limit: int = 100, since: float | None = None
     ) -> list[Message]:
         """Messages of a topic in offset order, without leasing them."""
+
+    @abc.abstractmethod
+    async def last_offset(self, topic: str) -> int:
+        """The offset of the newest event of ``topic`` still stored; 0 when there is none."""
 
     @abc.abstractmethod
     async def topics(self) -> list[str]: ...

@@ -193,6 +193,9 @@ class DaprBus(Bus):
     ) -> list[Message]:
         self._push_only("read")
 
+    async def last_offset(self, topic: str) -> int:
+        self._push_only("last_offset")
+
     async def topics(self) -> list[str]:
         self._push_only("topics")
 

@@ -226,6 +226,8 @@ class KafkaBus(KafkaLog):
     ) -> int:
         check_replay(group, topic, from_offset, from_time)
         targets = [await self._group(group)] if group else await self._on_topic(str(topic))
+        replayed = targets[0].topic if group else str(topic)
+        await self.check_replay_start(replayed, from_offset, from_time)
         total = 0
         for state in targets:
             total += await self._rewind(state, from_offset, from_time)

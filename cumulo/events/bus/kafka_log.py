@@ -157,6 +157,14 @@ class KafkaLog(Bus):
             found += [m for m in self.messages(topic, raw) if m.offset <= end]
         return found
 
+    async def last_offset(self, topic: str) -> int:
+        """The high watermark: a record's offset here is its Kafka offset + 1."""
+        ktopic = self.kname(topic)
+        if ktopic not in await self._run(self.client.topics, ktopic):
+            return 0
+        _, high = await self._run(self.client.watermarks, self.meta, ktopic)
+        return high
+
     async def topics(self) -> list[str]:
         names = await self._run(self.client.topics, self.kname("") if self.prefix else "")
         hidden = {self.kname(REGISTRY)}

@@ -244,6 +244,16 @@ class NatsBus(Bus):
             seq = raw.seq + 1
         return found
 
+    async def last_offset(self, topic: str) -> int:
+        try:
+            async with self._errors():
+                raw = await self.js.get_last_msg(self.settings.stream, self._subject(topic))
+        except BusError as e:
+            if isinstance(e.__cause__, nats.js.errors.NotFoundError):
+                return 0
+            raise
+        return int(raw.seq)
+
     async def topics(self) -> list[str]:
         async with self._errors():
             info = await self.js.stream_info(self.settings.stream, subjects_filter=">")
@@ -423,6 +433,8 @@ class NatsBus(Bus):
             async with self._errors():
                 consumers = await self.js.consumers_info(self.settings.stream)
             targets = [c for c in consumers if c.config.filter_subject == subject]
+        replayed = self._topic_of(targets[0].config.filter_subject) if group else str(topic)
+        await self.check_replay_start(replayed, from_offset, from_time)
         again = 0
         for info in targets:
             again += await self._recreate(info, from_offset, from_time)

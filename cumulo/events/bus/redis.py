@@ -236,6 +236,11 @@ class RedisBus(Bus):
             start = to_offset(page[-1][0]) + 1
         return found[:limit]
 
+    async def last_offset(self, topic: str) -> int:
+        async with self._errors():
+            newest = await self.redis.xrevrange(topic, "+", "-", count=1)
+        return to_offset(newest[0][0]) if newest else 0
+
     async def topics(self) -> list[str]:
         async with self._errors():
             streams = [_text(key) async for key in self.redis.scan_iter(_type="stream")]
@@ -382,6 +387,8 @@ class RedisBus(Bus):
             async with self._errors():
                 rows = await self.redis.hgetall(GROUPS)
             targets = sorted((_text(g), _text(t)) for g, t in rows.items() if _text(t) == topic)
+        replayed = targets[0][1] if group else str(topic)
+        await self.check_replay_start(replayed, from_offset, from_time)
         again = 0
         for name, group_topic in targets:
             again += await self._rewind(name, group_topic, from_offset, from_time)

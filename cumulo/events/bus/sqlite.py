@@ -47,6 +47,7 @@ from cumulo.events.bus.base import (
     Settlement,
     StartAt,
     check_replay,
+    check_replay_start,
 )
 from cumulo.events.event import Event, from_json, to_json, validate_attributes
 
@@ -583,6 +584,12 @@ def _subscribe(txn: _Txn, group: str, topic: str, start: StartAt) -> None:
     )
 
 
+def _topic_end(conn: sqlite3.Connection, topic: str) -> int:
+    """The last offset of ``topic`` (0 when it has no events)."""
+    sql = "SELECT COALESCE(MAX(offset), 0) FROM events WHERE topic = ?"
+    return int(conn.execute(sql, (topic,)).fetchone()[0])
+
+
 def _group(conn: sqlite3.Connection, group: str) -> tuple[str, int]:
     row = conn.execute("SELECT topic, cursor FROM groups WHERE name = ?", (group,)).fetchone()
     if row is None:
@@ -688,6 +695,8 @@ def _replay(
     else:
         sql = "SELECT name, topic, cursor FROM groups WHERE topic = ?"
         targets = txn.conn.execute(sql, (topic,)).fetchall()
+    replayed = targets[0][1] if targets else str(topic)
+    check_replay_start(replayed, offset, at, _topic_end(txn.conn, replayed))
     again = 0
     for name, group_topic, cursor in targets:
         if offset is not None:
@@ -890,6 +899,9 @@ class SqliteBus(Bus):
         self, topic: str, *, after: int = 0, limit: int = 100, since: float | None = None
     ) -> list[Message]:
         return await self._read(partial(_read, topic=topic, after=after, limit=limit, since=since))
+
+    async def last_offset(self, topic: str) -> int:
+        return int(await self._read(partial(_topic_end, topic=topic)))
 
     async def topics(self) -> list[str]:
         return await self._read(_topics)

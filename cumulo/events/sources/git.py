@@ -19,8 +19,11 @@ commits, once each, in order. Deliveries that are not branch pushes (GitHub's
 ``ping``, tags, branch deletions), pushes of another ``repository`` than the
 source's, and pushes whose branch or changed paths match none of the source's
 ``branches`` / ``paths`` glob patterns (``fnmatch``: ``*`` also matches ``/``)
-are answered 202 with a ``note`` and publish nothing. A delivery id seen
-before is published once (see :mod:`cumulo.events.sources.webhook`).
+are answered 202 with a ``note`` and publish nothing. A delivery whose id,
+or whose body, was seen before is published once (see
+:mod:`cumulo.events.sources.webhook`): a push body names one push, so the same
+body under a new delivery id is a replay. A body whose fields have the wrong
+types is refused naming the field (``commits[0]: must be an object``).
 """
 
 from __future__ import annotations
@@ -28,20 +31,21 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Any
 
 from cumulo.errors import InvalidEventError
 from cumulo.events.event import Event, new_event
+from cumulo.events.sources import SOURCE_EXTENSION
 from cumulo.events.sources.cron import Publish
+from cumulo.events.sources.payloads import Payload, parse
+from cumulo.events.sources.signatures import Headers, verifier
 from cumulo.events.sources.webhook import (
-    SOURCE_EXTENSION,
     Delivery,
     DeliveryLog,
-    Headers,
     HttpSource,
     Mapped,
+    body_key,
     load_json,
-    verifier,
+    unique,
 )
 from cumulo.spec.models import EventSource
 
@@ -56,20 +60,59 @@ HEADERS = {
     "gitlab": ("x-gitlab-event", "x-gitlab-event-uuid"),
 }
 PUSH_EVENTS = {"push", "Push Hook"}
-REPOSITORY_KEYS = (
-    "html_url",
-    "web_url",
-    "homepage",
-    "url",
-    "clone_url",
-    "git_url",
-    "ssh_url",
-    "git_http_url",
-    "git_ssh_url",
-    "http_url",
-    "full_name",
-    "path_with_namespace",
-)
+WEB_URL_KEYS = ("html_url", "web_url", "homepage")
+
+
+# --- the payload, as far as a push event reads it -----------------------------------
+
+
+class Repository(Payload):
+    """GitHub/Gitea ``repository``, GitLab ``project`` (and its older ``repository``)."""
+
+    html_url: str | None = None
+    web_url: str | None = None
+    homepage: str | None = None
+    url: str | None = None
+    clone_url: str | None = None
+    git_url: str | None = None
+    ssh_url: str | None = None
+    git_http_url: str | None = None
+    git_ssh_url: str | None = None
+    http_url: str | None = None
+    full_name: str | None = None
+    path_with_namespace: str | None = None
+
+    def names(self) -> set[str]:
+        """Every name the repository goes by (URLs, ``owner/name``), normalised."""
+        return {_normal(v) for v in self.model_dump().values() if isinstance(v, str)}
+
+    def web_address(self) -> str | None:
+        """The repository's web page (what events name as their ``source``)."""
+        return next((u for k in WEB_URL_KEYS if (u := getattr(self, k))), None)
+
+
+class Person(Payload):
+    login: str | None = None
+    username: str | None = None
+    name: str | None = None
+
+
+class Commit(Payload):
+    added: list[str] | None = None
+    modified: list[str] | None = None
+    removed: list[str] | None = None
+
+
+class PushPayload(Payload):
+    ref: str | None = None
+    after: str | None = None
+    before: str | None = None
+    repository: Repository | None = None
+    project: Repository | None = None
+    pusher: Person | None = None
+    user_username: str | None = None
+    user_name: str | None = None
+    commits: list[Commit] | None = None
 
 
 @dataclass(frozen=True)
@@ -97,55 +140,50 @@ def _normal(url: str) -> str:
     return url.strip().rstrip("/").removesuffix(".git").lower()
 
 
-def _repositories(provider: str, payload: dict[str, Any]) -> list[dict[str, Any]]:
-    wanted = ("project", "repository") if provider == "gitlab" else ("repository",)
-    return [payload[key] for key in wanted if isinstance(payload.get(key), dict)]
+def _repositories(provider: str, payload: PushPayload) -> list[Repository]:
+    wanted = (
+        (payload.project, payload.repository) if provider == "gitlab" else (payload.repository,)
+    )
+    return [repo for repo in wanted if repo is not None]
 
 
-def _pusher(provider: str, payload: dict[str, Any]) -> str | None:
+def _pusher(provider: str, payload: PushPayload) -> str | None:
     if provider == "gitlab":
-        return payload.get("user_username") or payload.get("user_name")
-    pusher = payload.get("pusher") or {}
-    return pusher.get("login") or pusher.get("username") or pusher.get("name") or None
+        return payload.user_username or payload.user_name
+    pusher = payload.pusher or Person()
+    return pusher.login or pusher.username or pusher.name or None
 
 
-def _changed_paths(commits: Any) -> list[str]:
+def _changed_paths(commits: list[Commit] | None) -> list[str]:
     paths: dict[str, None] = {}
-    for commit in commits if isinstance(commits, list) else []:
-        for key in ("added", "modified", "removed"):
-            paths.update(dict.fromkeys(p for p in commit.get(key) or [] if isinstance(p, str)))
+    for commit in commits or []:
+        for changed in (commit.added, commit.modified, commit.removed):
+            paths.update(dict.fromkeys(changed or []))
     return list(paths)
 
 
-def parse_push(provider: str, payload: Any) -> Push:
+def parse_push(provider: str, body: object) -> Push:
     """The push a provider's delivery body describes; :class:`InvalidEventError` if none."""
-    if not isinstance(payload, dict):
-        raise InvalidEventError([f"a push delivery is a JSON object, not {type(payload).__name__}"])
-    missing = [k for k in ("ref", "after") if not isinstance(payload.get(k), str)]
+    if not isinstance(body, dict):
+        raise InvalidEventError([f"a push delivery is a JSON object, not {type(body).__name__}"])
+    payload = parse(PushPayload, body)
     repos = _repositories(provider, payload)
-    names = {v for repo in repos for k in REPOSITORY_KEYS if isinstance(v := repo.get(k), str)}
-    url = next(
-        (
-            r.get(k)
-            for r in repos
-            for k in ("html_url", "web_url", "homepage")
-            if isinstance(r.get(k), str)
-        ),
-        None,
-    )
-    if url is None:
-        missing.append("repository (its web URL)")
-    if missing:
-        raise InvalidEventError([f"the push delivery has no {m}" for m in missing])
+    url = next((u for repo in repos if (u := repo.web_address())), None)
+    ref, after = payload.ref, payload.after
+    if ref is None or after is None or url is None:
+        found = {"ref": ref, "after": after, "repository (its web URL)": url}
+        raise InvalidEventError(
+            [f"the push delivery has no {k}" for k, v in found.items() if v is None]
+        )
     return Push(
         provider=provider,
-        repository=str(url),
-        names=frozenset(_normal(n) for n in names),
-        ref=payload["ref"],
-        before=payload.get("before"),
-        commit=payload["after"],
+        repository=url,
+        names=frozenset(name for repo in repos for name in repo.names()),
+        ref=ref,
+        before=payload.before,
+        commit=after,
         pusher=_pusher(provider, payload),
-        changed_paths=_changed_paths(payload.get("commits")),
+        changed_paths=_changed_paths(payload.commits),
     )
 
 
@@ -164,7 +202,7 @@ class GitWebhookSource(HttpSource):
         spec = source.spec.git
         assert spec is not None and spec.provider in HEADERS
         verify = verifier(spec.provider, secret)
-        super().__init__(source.name, publish, deliveries, verify, spec.max_body_bytes)
+        super().__init__(source, publish, deliveries, verify, spec.max_body_bytes)
         self.spec = spec
         self.type = source.spec.type or DEFAULT_TYPE
 
@@ -175,10 +213,8 @@ class GitWebhookSource(HttpSource):
         push = parse_push(self.spec.provider, load_json(delivery.body, "the delivery"))
         if note := self.left_out(push):
             return Mapped([], note=note)
-        event = self.event_for(
-            push, delivery_id(self.spec.provider, delivery.headers, delivery.body)
-        )
-        return Mapped([event], key=event.id)
+        id = delivery_id(self.spec.provider, delivery.headers, delivery.body)
+        return Mapped([self.event_for(push, id)], keys=unique(id, body_key(delivery.body)))
 
     def left_out(self, push: Push) -> str:
         """Why the source's filters leave this push out ('' when they keep it)."""

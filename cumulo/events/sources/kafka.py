@@ -15,14 +15,19 @@ latest). Each record becomes one event:
 
 A record that already carries a CloudEvent (the Kafka protocol binding: binary
 mode with ``ce_`` headers, or structured mode ``application/cloudevents+json``)
-is published unchanged. *At-least-once*: offsets are committed only after
-``publish`` returned, i.e. once the events are durable on the bus; a source
-that dies re-reads from the last commit (the bus's dedup drops the repeats).
+is published unchanged. A record that claims to be one and is not (a bad
+attribute, a body that is not the JSON format), or whose key cannot be an
+attribute, is published as a plain record holding only its value, as bytes:
+logged, counted (``invalid``), and the source carries on rather than stopping
+at it. *At-least-once*: offsets are committed only after ``publish``
+returned, i.e. once the events are durable on the bus; a source that dies
+re-reads from the last commit (the bus's dedup drops the repeats).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +39,10 @@ from cumulo.errors import InvalidEventError, SourceError
 from cumulo.events import kafka_binding
 from cumulo.events.event import Event, new_event
 from cumulo.events.sources import SOURCE_EXTENSION
+from cumulo.events.sources.payloads import check_storable
 from cumulo.spec.models import EventSource
+
+log = logging.getLogger("cumulo.sources")
 
 DEFAULT_TYPE = "dev.cumulo.kafka.message"
 BATCH, POLL = 100, 0.5
@@ -45,20 +53,30 @@ def event_for(record: Any, bootstrap: str, type_: str, name: str) -> Event:
     """The CloudEvent of one record (the record's own, when it carries one).
 
     Ours carry the source's ``name`` in ``cumulosource``, which a ``sink.function``
-    trigger matches on.
+    trigger matches on. Raises :class:`InvalidEventError` (and nothing else) when
+    the record claims to be a CloudEvent and is not a valid one, or its key
+    cannot be an attribute.
     """
     headers = record.headers()
     if kafka_binding.is_cloudevent(headers):
-        return kafka_binding.decode(record.value(), headers)
+        event = kafka_binding.decode(record.value(), headers)
+    else:
+        event = plain_event(record, bootstrap, type_, name, with_key=True)
+    check_storable([event])
+    return event
+
+
+def plain_event(record: Any, bootstrap: str, type_: str, name: str, *, with_key: bool) -> Event:
+    """A record as a new event: its value as data, its key (``with_key``) as subject."""
     topic, key = record.topic(), record.key()
-    text = key.decode("utf-8", "replace") if key is not None else None
+    text = key.decode("utf-8", "replace") if key is not None and with_key else None
     attributes: dict[str, Any] = {SOURCE_EXTENSION: name}
     if text is not None:
         attributes["partitionkey"] = text
     return new_event(
         type_,
         f"kafka://{bootstrap}/{topic}",
-        _data(record.value()),
+        _data(record.value()) if with_key else record.value(),
         id=f"{topic}-{record.partition()}-{record.offset()}",
         subject=text,
         **attributes,
@@ -66,18 +84,22 @@ def event_for(record: Any, bootstrap: str, type_: str, name: str) -> Event:
 
 
 def _data(value: bytes | None) -> Any:
+    """The value as JSON when it parses (and can be stored as JSON), else the bytes."""
     if value is None:
         return None
     try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:
+        data = orjson.loads(value)
+        orjson.dumps(data)  # nesting past the encoder's limit: keep the bytes
+    except (orjson.JSONDecodeError, TypeError):
         return value
+    return data
 
 
 @dataclass
 class KafkaStats:
     published: int = 0
     commits: int = 0
+    invalid: int = 0
 
 
 class KafkaEventSource:
@@ -123,16 +145,23 @@ class KafkaEventSource:
         records = [r for r in records if r.error() is None]
         if not records:
             return
-        events = []
-        for record in records:
-            try:
-                events.append(event_for(record, self.bootstrap, self.type, self.name))
-            except InvalidEventError as e:
-                raise SourceError(f"kafka record {record.topic()}@{record.offset()}: {e}") from e
+        events = [self.map(record) for record in records]
         await self.publish(events)
         self.stats.published += len(events)
         await self._call(lambda: consumer.commit(asynchronous=False))
         self.stats.commits += 1
+
+    def map(self, record: Any) -> Event:
+        """The record's event; one that cannot be mapped as it is keeps only its value."""
+        try:
+            return event_for(record, self.bootstrap, self.type, self.name)
+        except InvalidEventError as e:
+            self.stats.invalid += 1
+            where = f"{record.topic()}-{record.partition()}-{record.offset()}"
+            log.warning(
+                "kafka source %s: record %s published as plain bytes: %s", self.name, where, e
+            )
+            return plain_event(record, self.bootstrap, self.type, self.name, with_key=False)
 
     async def _call(self, call: Callable[..., Any], *args: Any) -> Any:
         try:

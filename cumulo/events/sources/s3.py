@@ -37,7 +37,9 @@ the filters leave out. With a ``token``, a delivery needs ``Authorization:
 Bearer <token>`` (or HTTP Basic with the token as password, which SNS sends for
 ``https://user:token@host/...`` endpoints), compared in constant time: none is
 401, a wrong one 403. A delivery whose records were all published before is
-answered 202 with ``"duplicate": true``.
+answered 202 with ``"duplicate": true``. A body whose fields have the wrong
+types is refused naming the field, through any wrapper
+(``Message → Records[0].s3.bucket: must be an object``).
 """
 
 from __future__ import annotations
@@ -46,29 +48,27 @@ import base64
 import binascii
 import hashlib
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
+from pydantic import Field, field_validator
+
 from cumulo.errors import BadSignatureError, InvalidEventError
 from cumulo.events.event import Event, new_event
+from cumulo.events.sources import SOURCE_EXTENSION
 from cumulo.events.sources.cron import Publish
-from cumulo.events.sources.webhook import (
-    SOURCE_EXTENSION,
-    Delivery,
-    DeliveryLog,
-    Headers,
-    HttpSource,
-    Mapped,
-    Verify,
-    load_json,
-    verify_bearer,
-)
+from cumulo.events.sources.payloads import Payload, parse
+from cumulo.events.sources.signatures import Headers, Verify, accept_all, verify_bearer
+from cumulo.events.sources.webhook import Delivery, DeliveryLog, HttpSource, Mapped, load_json
 from cumulo.spec.models import EventSource, S3Source
 
 DEFAULT_TYPE = "dev.cumulo.object.created"
 CREATED = "ObjectCreated:"
 MAX_NESTING = 4
 """How deep wrappers may nest (SNS in SQS in ...) before a body is called malformed."""
+MAX_URL = 2048
+"""The longest SubscribeURL a note repeats."""
 
 
 # --- objects and their events --------------------------------------------------------
@@ -123,14 +123,53 @@ def object_event(name: str, type: str, source: str, obj: S3Object) -> Event:
     return event.with_attributes(time=obj.time) if obj.time else event
 
 
+# --- the record, as far as the source reads it -----------------------------------------
+
+
+class BucketInfo(Payload):
+    name: str
+
+
+class ObjectInfo(Payload):
+    key: str
+    size: int | None = None
+    e_tag: str | None = Field(default=None, alias="eTag")
+    etag: str | None = None
+    version_id: str | None = Field(default=None, alias="versionId")
+    sequencer: str | None = None
+
+
+class Entity(Payload):
+    bucket: BucketInfo
+    object_: ObjectInfo = Field(alias="object")
+
+
+class Record(Payload):
+    """One S3 event record (AWS's and MinIO's shape)."""
+
+    s3: Entity
+    event_name: str = Field(default="", alias="eventName")
+    event_time: str | None = Field(default=None, alias="eventTime")
+
+    @field_validator("event_time")
+    @classmethod
+    def _rfc3339(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                raise ValueError("must be an RFC 3339 timestamp") from None
+        return value
+
+
 # --- unwrapping deliveries -------------------------------------------------------------
 
 
 @dataclass
 class Found:
-    """The S3 records in a delivery, and notes on what carried none."""
+    """The S3 records in a delivery (with where each was), and notes on what carried none."""
 
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[tuple[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -144,8 +183,9 @@ def _message(payload: dict[str, Any], found: Found) -> bool:
     """Notes for the messages that carry no records; True when ``payload`` was one."""
     kind = payload.get("Type")
     if kind in ("SubscriptionConfirmation", "UnsubscribeConfirmation"):
-        url = payload.get("SubscribeURL") or ""
-        found.notes.append(f"SNS {kind}: nothing published; confirm it at {url}".strip())
+        url = payload.get("SubscribeURL")
+        at = f"; confirm it at {url}" if isinstance(url, str) and len(url) <= MAX_URL else ""
+        found.notes.append(f"SNS {kind}: nothing published{at}")
         return True
     if payload.get("Event") == "s3:TestEvent":
         found.notes.append("s3:TestEvent: nothing published")
@@ -153,57 +193,60 @@ def _message(payload: dict[str, Any], found: Found) -> bool:
     return False
 
 
-def unwrap(payload: Any, found: Found, depth: int = 0) -> Found:
+def unwrap(payload: Any, found: Found, depth: int = 0, where: str = "") -> Found:
     """Collect the S3 records of a delivery body, through SNS and SQS wrappers."""
     if depth > MAX_NESTING:
         raise InvalidEventError([f"the delivery nests wrappers deeper than {MAX_NESTING}"])
     if not isinstance(payload, dict):
-        raise InvalidEventError(
-            [f"an S3 notification is a JSON object, not {type(payload).__name__}"]
-        )
+        what = f"{where}an S3 notification" if where else "an S3 notification"
+        raise InvalidEventError([f"{what} is a JSON object, not {type(payload).__name__}"])
     if _message(payload, found):
         return found
     if "Message" in payload:  # SNS
-        return unwrap(_parsed(payload["Message"], "the SNS Message"), found, depth + 1)
+        inner = _parsed(payload["Message"], f"{where}the SNS Message")
+        return unwrap(inner, found, depth + 1, f"{where}Message → ")
     if "Body" in payload:  # an SQS message
-        return unwrap(_parsed(payload["Body"], "the SQS Body"), found, depth + 1)
+        inner = _parsed(payload["Body"], f"{where}the SQS Body")
+        return unwrap(inner, found, depth + 1, f"{where}Body → ")
     records = payload.get("Records")
     if not isinstance(records, list):
-        raise InvalidEventError(["the delivery has no Records (nor an SNS or SQS message)"])
-    for record in records:
-        if not isinstance(record, dict):
-            raise InvalidEventError(["a record is not a JSON object"])
-        if record.get("eventSource") == "aws:sqs":
-            unwrap(_parsed(record.get("body"), "an SQS record's body"), found, depth + 1)
-        elif record.get("EventSource") == "aws:sns":
-            sns = record.get("Sns") or {}
-            unwrap(_parsed(sns.get("Message"), "an SNS record's Message"), found, depth + 1)
-        else:
-            found.records.append(record)
+        raise InvalidEventError([f"{where}the delivery has no Records (nor an SNS or SQS message)"])
+    for index, record in enumerate(records):
+        _record(record, found, depth, f"{where}Records[{index}]")
     return found
 
 
-def parse_record(record: dict[str, Any]) -> S3Object:
-    """The object an S3 event record names; :class:`InvalidEventError` if it names none."""
-    s3 = record.get("s3")
-    bucket = (s3 or {}).get("bucket", {}).get("name") if isinstance(s3, dict) else None
-    obj = (s3 or {}).get("object") if isinstance(s3, dict) else None
-    if (
-        not isinstance(bucket, str)
-        or not isinstance(obj, dict)
-        or not isinstance(obj.get("key"), str)
-    ):
-        raise InvalidEventError(["a record has no s3.bucket.name and s3.object.key"])
-    etag = obj.get("eTag") or obj.get("etag")
+def _record(record: Any, found: Found, depth: int, at: str) -> None:
+    """One entry of ``Records``: an S3 record, or an SQS or SNS record wrapping more."""
+    if not isinstance(record, dict):
+        raise InvalidEventError([f"{at}: must be an object"])
+    if record.get("eventSource") == "aws:sqs":
+        inner = _parsed(record.get("body"), f"{at}.body")
+        unwrap(inner, found, depth + 1, f"{at}.body → ")
+    elif record.get("EventSource") == "aws:sns":
+        sns = record.get("Sns")
+        if not isinstance(sns, dict):
+            raise InvalidEventError([f"{at}.Sns: must be an object"])
+        inner = _parsed(sns.get("Message"), f"{at}.Sns.Message")
+        unwrap(inner, found, depth + 1, f"{at}.Sns.Message → ")
+    else:
+        found.records.append((at, record))
+
+
+def parse_record(record: Any, at: str = "Records[0]") -> S3Object:
+    """The object an S3 event record names; :class:`InvalidEventError` naming what is wrong."""
+    parsed = parse(Record, record, f"{at}.")
+    obj = parsed.s3.object_
+    etag = obj.e_tag or obj.etag
     return S3Object(
-        bucket=bucket,
-        key=unquote_plus(obj["key"]),
-        size=obj.get("size"),
-        etag=etag.strip('"') if isinstance(etag, str) else None,
-        version_id=obj.get("versionId") or None,
-        event_name=str(record.get("eventName", "")).removeprefix("s3:"),
-        time=record.get("eventTime"),
-        sequencer=obj.get("sequencer") or None,
+        bucket=parsed.s3.bucket.name,
+        key=unquote_plus(obj.key),
+        size=obj.size,
+        etag=etag.strip('"') if etag else None,
+        version_id=obj.version_id or None,
+        event_name=parsed.event_name.removeprefix("s3:"),
+        time=parsed.event_time,
+        sequencer=obj.sequencer or None,
     )
 
 
@@ -225,7 +268,7 @@ def verify_token(headers: Headers, body: bytes, token: str) -> None:
 
 def token_verifier(token: str | None) -> Verify:
     if token is None:
-        return lambda headers, body: None
+        return accept_all
     return lambda headers, body: verify_token(headers, body, token)
 
 
@@ -239,9 +282,8 @@ class S3NotificationSource(HttpSource):
     ):
         spec = source.spec.s3
         assert spec is not None
-        super().__init__(
-            source.name, publish, deliveries, token_verifier(token), spec.max_body_bytes
-        )
+        verify = token_verifier(token)
+        super().__init__(source, publish, deliveries, verify, spec.max_body_bytes)
         self.spec = spec
         self.type = source.spec.type or DEFAULT_TYPE
         self.source = event_source(spec)
@@ -249,7 +291,7 @@ class S3NotificationSource(HttpSource):
     def map(self, delivery: Delivery) -> Mapped:
         found = unwrap(load_json(delivery.body, "the delivery"), Found())
         notes, events = list(found.notes), []
-        for obj in map(parse_record, found.records):
+        for obj in (parse_record(record, at) for at, record in found.records):
             if note := self.left_out(obj):
                 notes.append(note)
             else:
@@ -257,7 +299,7 @@ class S3NotificationSource(HttpSource):
         if not events:
             return Mapped([], note="; ".join(notes) or "no records: nothing published")
         ids = "\n".join(sorted(e.id for e in events))
-        return Mapped(events, key="s3:" + hashlib.sha256(ids.encode()).hexdigest())
+        return Mapped(events, keys=("s3:" + hashlib.sha256(ids.encode()).hexdigest(),))
 
     def left_out(self, obj: S3Object) -> str:
         """Why this object is not announced ('' when it is)."""

@@ -39,6 +39,7 @@ the broker is Redis.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import re
 import secrets
@@ -233,7 +234,7 @@ class DaprPush:
 
     async def deliver(self, request: Request) -> Response:
         trigger = self.triggers.get(request.path_params["trigger"])
-        if request.headers.get(TOKEN_HEADER) != self.token:
+        if not same_token(request.headers.get(TOKEN_HEADER), self.token):
             return JSONResponse({"status": "DROP", "message": "unauthorized"}, status_code=401)
         if trigger is None:
             return JSONResponse({"status": "DROP", "message": "unknown trigger"}, 404)
@@ -293,6 +294,11 @@ class DaprPush:
             trigger.name, event, attempt, outcome.error_type, outcome.message,
         )  # fmt: skip
         return "SUCCESS"
+
+
+def same_token(given: str | None, token: str) -> bool:
+    """Whether a ``dapr-api-token`` header is the sidecars' token (constant time)."""
+    return given is not None and hmac.compare_digest(given.encode("latin-1"), token.encode())
 
 
 def _without_dapr(event: Event) -> Event:

@@ -14,7 +14,12 @@ cannot garble the protocol).
 
 A closed stdin means the platform is gone: the template kills its children and
 exits. Children die with the template (parent-death signal), so ``kill -9`` of
-the platform leaves no orphans.
+the platform leaves no orphans. Each child leads a process group of its own;
+when it exits, whatever is left in its group (subprocesses user code started)
+is killed too.
+
+The template and its children run with the environment the supervisor gave the
+template: the function's own (:mod:`cumulo.runtimes.local.environment`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.worker.app import build_app
 from cumulo.runtimes.worker.job import job_main
 from cumulo.runtimes.worker.serve import serve
@@ -98,6 +104,8 @@ class ForkServer:
     def fork(self, run: Any, log_path: str) -> int:
         pid = os.fork()
         if pid:
+            with contextlib.suppress(OSError):  # the child does the same: no race either way
+                os.setpgid(pid, pid)
             self.children.add(pid)
             return pid
         code = 1
@@ -110,22 +118,25 @@ class ForkServer:
     def reap(self) -> None:
         while self.children:
             try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
+                exited = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             except ChildProcessError:
                 return
-            if pid == 0:
+            if exited is None:
                 return
+            pid = exited.si_pid
+            signal_group(pid, signal.SIGKILL)  # what it started dies with it (pid not reaped yet)
+            _, status = os.waitpid(pid, 0)
             self.children.discard(pid)
             self.send({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
     def shutdown(self) -> None:
         for pid in list(self.children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)
 
 
 def become_child(log_path: str, replies: int) -> None:
-    """Reset what the template set up, and send output to the log."""
+    """Reset what the template set up, lead a process group, and send output to the log."""
+    os.setpgid(0, 0)
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     die_with_parent()

@@ -13,8 +13,9 @@
 - ``GET /metrics``: Prometheus metrics (:mod:`cumulo.runtimes.local.metrics`).
 - ``/ui/``: the web dashboard (:mod:`cumulo.runtimes.local.dashboard`).
 
-With ``CUMULO_API_TOKEN`` set, ``/api/*``, ``/metrics`` and ``/events`` need a
-bearer token (:mod:`cumulo.runtimes.local.auth`); ``/fn/*`` stays public.
+With ``CUMULO_API_TOKEN`` set, ``/api/*``, ``/metrics``, ``/events`` and
+``/fn/*`` need a bearer token (:mod:`cumulo.runtimes.local.auth`), except a
+function whose spec says ``access: public``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import time
 from typing import TYPE_CHECKING
 
 import aiohttp
-import orjson
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -35,14 +35,17 @@ from cumulo.errors import (
     InvalidEventError,
     WorkerStartError,
 )
+from cumulo.events.bus.base import Bus
 from cumulo.events.bus.names import trigger_group
 from cumulo.events.cloudevent import events_from_http
 from cumulo.events.event import Event
-from cumulo.runtimes.local import openapi
-from cumulo.runtimes.local.auth import BearerAuth
+from cumulo.runtimes.local import api_input, openapi
+from cumulo.runtimes.local.api_models import EventsQuery, Replay
+from cumulo.runtimes.local.auth import BearerAuth, public_functions
 from cumulo.runtimes.local.dashboard import Dashboard
-from cumulo.runtimes.local.http import answer, read_body
+from cumulo.runtimes.local.http import EventReader, answer, read_body
 from cumulo.runtimes.local.jobs import JobRunner
+from cumulo.runtimes.local.limits import HeaderLimits
 from cumulo.runtimes.local.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cumulo.runtimes.local.sources import source_routes
 from cumulo.runtimes.local.wiring import message_json
@@ -76,6 +79,7 @@ class Gateway:
     def __init__(self, platform: Platform):
         self.platform = platform
         self.started = time.time()
+        self.reader = EventReader(platform.settings)  # POST /events: the edge's limits
         self.app = Starlette(
             routes=[
                 Route("/events", self.ingest, methods=["POST"]),
@@ -91,7 +95,19 @@ class Gateway:
                 *Dashboard(platform).routes(),  # /ui/ and the /api/ it reads
                 *platform.dapr.routes(),  # /dapr/*: an embedded Dapr bus's deliveries
             ],
-            middleware=[Middleware(BearerAuth, token=platform.settings.api_token)],
+            exception_handlers=api_input.EXCEPTION_HANDLERS,  # problem+json, never a 500
+            middleware=[  # in order: the first is outermost
+                Middleware(
+                    HeaderLimits,
+                    max_headers=platform.settings.max_headers,
+                    max_header_bytes=platform.settings.max_header_bytes,
+                ),
+                Middleware(
+                    BearerAuth,
+                    token=platform.settings.api_token,
+                    public=public_functions(platform.project.functions.values()),
+                ),
+            ],
         )
 
     async def ingest(self, request: Request) -> Response:
@@ -100,8 +116,7 @@ class Gateway:
         if bus_name not in self.platform.buses:
             return problem(404, "unknown-bus", "Unknown bus", f"no event bus named '{bus_name}'")
         try:
-            body = await read_body(request, self.platform.settings.max_body_bytes)
-            events = events_from_http(request.headers, body)
+            events = await self.reader.read(request)
             bus = self.platform.buses[bus_name]
             offsets = await self.platform.telemetry.ingest(bus, bus_name, topic, events)
         except InvalidEventError as e:
@@ -192,47 +207,44 @@ class Gateway:
         return JSONResponse(await self.platform.describe())
 
     async def events(self, request: Request) -> Response:
-        """``?topic=&after=&limit=&bus=``: events in offset order, as the CLI lists them."""
-        query = request.query_params
-        bus = self.platform.buses.get(query.get("bus", "default"))
+        """``?topic=&after=&limit=&bus=`` (:class:`EventsQuery`): events in offset order."""
+        ask = api_input.query(EventsQuery, request)
+        bus = self.platform.buses.get(ask.bus)
         if bus is None:
-            return problem(
-                404, "unknown-bus", "Unknown bus", f"no event bus named '{query.get('bus')}'"
-            )
-        messages = await bus.read(
-            query.get("topic", "default"),
-            after=int(query.get("after", 0)),
-            limit=int(query.get("limit", 100)),
-        )
+            return problem(404, "unknown-bus", "Unknown bus", f"no event bus named '{ask.bus}'")
+        messages = await bus.read(ask.topic, after=ask.after, limit=ask.limit)
         return JSONResponse([message_json(m) for m in messages])
 
     async def replay(self, request: Request) -> Response:
-        """Body ``{"trigger" | "topic", "fromOffset" | "fromTime", "bus"}``."""
-        try:
-            ask = orjson.loads(await request.body())
-        except orjson.JSONDecodeError as e:
-            return problem(400, "invalid-replay", "Invalid replay request", f"not JSON: {e}")
-        if mistake := replay_mistake(ask):
-            return problem(400, "invalid-replay", "Invalid replay request", mistake)
-        bus = self.platform.buses.get(ask.get("bus", "default"))
-        if bus is None:
-            return problem(404, "unknown-bus", "Unknown bus", "no such event bus")
-        group = trigger_group(ask["trigger"]) if ask.get("trigger") else None
+        """Body :class:`Replay`; 404 names an unknown trigger, bus or topic."""
+        limit = self.platform.settings.api_max_body_bytes
+        ask = await api_input.body(Replay, request, limit)
+        target = await replay_target(self.platform, ask)
+        if isinstance(target, Response):
+            return target
+        bus, group, topic = target
         count = await bus.replay(
-            group=group,
-            topic=ask.get("topic"),
-            from_offset=ask.get("fromOffset"),
-            from_time=ask.get("fromTime"),
+            group=group, topic=topic, from_offset=ask.from_offset, from_time=ask.start_time
         )
         return JSONResponse({"replayed": count})
 
 
-def replay_mistake(ask: object) -> str | None:
-    """What is wrong with a replay request's body, or None."""
-    if not isinstance(ask, dict):
-        return "the body must be a JSON object"
-    if (ask.get("trigger") is None) == (ask.get("topic") is None):
-        return "give exactly one of 'trigger' and 'topic'"
-    if (ask.get("fromOffset") is None) == (ask.get("fromTime") is None):
-        return "give exactly one of 'fromOffset' and 'fromTime'"
-    return None
+ReplayTarget = tuple[Bus, str | None, str | None]  # the bus, and a group or a topic
+
+
+async def replay_target(platform: Platform, ask: Replay) -> ReplayTarget | Response:
+    """The bus and the group (a trigger's) or topic a replay rewinds, or the 404 saying why not."""
+    trigger = platform.project.all_triggers().get(ask.trigger) if ask.trigger else None
+    name = ask.bus or (trigger.spec.bus if trigger else "default")
+    bus = platform.buses.get(name)
+    if bus is None:
+        return problem(404, "unknown-bus", "Unknown bus", f"no event bus named '{name}'")
+    if ask.trigger is not None:
+        if trigger is None or trigger.spec.bus != name:
+            detail = f"no trigger named '{ask.trigger}' on bus '{name}'"
+            return problem(404, "unknown-trigger", "Unknown trigger", detail)
+        return bus, trigger_group(ask.trigger), None
+    if ask.topic not in await bus.topics():
+        detail = f"no topic named '{ask.topic}' on bus '{name}'"
+        return problem(404, "unknown-topic", "Unknown topic", detail)
+    return bus, None, ask.topic

@@ -2,15 +2,14 @@
 
 Each run is forked from the function's template with the event in a file; it
 writes its outcome to a result file and its output to the run's log. At most
-``scale.max`` runs are in flight; a run past its timeout is killed.
+``scale.max`` runs are in flight; a run past its timeout is killed, with the
+subprocesses it started (its process group).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from cumulo.events.event import Event, from_envelope, to_json
 from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
 from cumulo.functions.lineage import RUN_FAILED, Lineage, lineage_event
 from cumulo.runtimes.local.runs import Run, RunStore
+from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.local.template import Template
 from cumulo.spec.models import Function
 
@@ -46,9 +46,7 @@ LOG_TAIL_LINES = 40
 class JobRunner:
     """Runs a job function's events; a failed run is announced as ``dev.cumulo.run.failed``."""
 
-    def __init__(
-        self, function: Function, template: Template, runs: RunStore, announce: Announce
-    ):
+    def __init__(self, function: Function, template: Template, runs: RunStore, announce: Announce):
         self.function = function
         self.template = template
         self.runs = runs
@@ -64,9 +62,7 @@ class JobRunner:
     async def deliver(self, event: Event, *, timeout: float) -> Outcome:
         async with self._slots:
             trace = tracing.trace_id_of(event)
-            run = await asyncio.to_thread(
-                self.runs.start, self.name, event.id, event.type, trace
-            )
+            run = await asyncio.to_thread(self.runs.start, self.name, event.id, event.type, trace)
             outcome, code = await self._run(run, event, timeout)
             status, error = run_status(outcome)
             await asyncio.to_thread(self.runs.finish, run.id, status, code, error)
@@ -90,8 +86,7 @@ class JobRunner:
         try:
             code = await asyncio.wait_for(asyncio.shield(self._exit_of(pid)), timeout)
         except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            signal_group(pid, signal.SIGKILL)
             await self._exit_of(pid)
             return Failure("Timeout", f"the run took longer than {timeout:g}s"), None
         finally:

@@ -89,6 +89,9 @@ class ObservedBus(Bus):
     ) -> list[Message]:
         return await self.inner.read(topic, after=after, limit=limit, since=since)
 
+    async def last_offset(self, topic: str) -> int:
+        return await self.inner.last_offset(topic)
+
     async def topics(self) -> list[str]:
         return await self.inner.topics()
 

@@ -30,8 +30,10 @@ from cumulo.events.event import Event
 from cumulo.events.sources.webhook import HttpSource
 from cumulo.runtimes.local.checkpoints import SqliteCheckpoints
 from cumulo.runtimes.local.dapr_push import DaprPush
+from cumulo.runtimes.local.environment import function_environment
 from cumulo.runtimes.local.gateway import Gateway
 from cumulo.runtimes.local.jobs import JobRunner
+from cumulo.runtimes.local.limits import bounded_httptools
 from cumulo.runtimes.local.pool import ServicePool
 from cumulo.runtimes.local.runs import RunStore
 from cumulo.runtimes.local.sources import (
@@ -154,7 +156,8 @@ class Platform:
             announce = functools.partial(self._publish_one, "default", "default")
             destination = JobRunner(function, template, runs, announce)
         else:
-            destination = ServicePool(function, template, session)
+            grace = self.settings.worker_grace_seconds
+            destination = ServicePool(function, template, session, grace=grace)
         self.templates[function.name] = template
         self.destinations[function.name] = destination
         await template.start()
@@ -165,14 +168,8 @@ class Platform:
         await self.buses[bus].publish(topic, [event])
 
     def _function_env(self, function: Function) -> dict[str, str]:
-        """What the platform tells a function (:class:`~cumulo.config.FunctionSettings`)."""
-        platform = {
-            "CUMULO_FUNCTION": function.name,
-            "CUMULO_PROJECT_DIR": str(self.project.root.resolve()),
-            "CUMULO_STATE_DIR": str(self.state.resolve()),
-            "CUMULO_PARAMS": json.dumps(function.spec.params),
-        }
-        return {**platform, **function.spec.env}
+        """A function's whole environment: what its spec declares (see :mod:`.environment`)."""
+        return function_environment(function, project=self.project.root, state=self.state)
 
     def _start_dispatchers(self) -> None:
         triggers = self.project.all_triggers()
@@ -225,6 +222,7 @@ class Platform:
             log_level="warning",
             lifespan="off",
             access_log=False,
+            http=bounded_httptools(self.settings.max_header_bytes),  # 431 past the limit
         )
         server = GatewayServer(config)
         serving = asyncio.create_task(server.serve())
@@ -269,9 +267,8 @@ class Platform:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dapr.stop()
         await asyncio.gather(*(d.drain(DRAIN_SECONDS) for d in self.dispatchers))
-        for destination in self.destinations.values():
-            if isinstance(destination, ServicePool):
-                await destination.stop()
+        pools = [d for d in self.destinations.values() if isinstance(d, ServicePool)]
+        await asyncio.gather(*(pool.stop() for pool in pools))  # SIGKILL after the grace
         await asyncio.gather(*(t.stop() for t in self.templates.values()))
         for bus in self.buses.values():
             await bus.close()

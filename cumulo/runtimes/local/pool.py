@@ -4,18 +4,35 @@ Requests go to the replica with the fewest in flight below ``scale.concurrency``
 when every replica is full and the pool is below max, a new one is forked from
 the template while the request waits. Replicas idle for ``scale.idleTimeout``
 are stopped, down to ``scale.min``.
+
+Faults stay with the event that caused them (:mod:`cumulo.runtimes.local.faults`):
+
+- A request past its timeout gets its replica **recycled**: out of rotation at
+  once, SIGTERM (requests in flight may finish), SIGKILL after ``grace``
+  seconds. A handler stuck in user code cannot be cancelled, only killed; a
+  worker left running would keep the stuck thread and, after ``concurrency``
+  such timeouts, serve nothing at all. A recycled replica no longer counts
+  towards ``scale.max``: its replacement starts at once.
+- An event whose worker went away under it because of *another* event (a crash
+  while the worker held several, or a recycle for another's timeout) is
+  delivered again, once, **alone** on a fresh replica, within the same attempt.
+  Alone, a crash is the event's own: ``WorkerCrashed``, retried by the
+  trigger's policy.
+
+Stopping a replica (scale-down, recycle, :meth:`ServicePool.stop`) is always
+SIGTERM, then SIGKILL after ``grace``, to its whole process group.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
-import os
 import signal
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import aiohttp
 
@@ -23,23 +40,16 @@ from cumulo.errors import WorkerStartError
 from cumulo.events.cloudevent import binary_http
 from cumulo.events.event import Event
 from cumulo.events.outcome import Outcome, RetryLater, Success
+from cumulo.runtimes.local.faults import Claim, Lost, Replica, Watch, crash_failure
+from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.local.template import Template
 from cumulo.runtimes.worker.contract import outcome_from_response
 from cumulo.spec.models import Function
 
 log = logging.getLogger("cumulo.pool")
 
-
-@dataclass
-class Replica:
-    pid: int
-    port: int
-    inflight: int = 0
-    last_used: float = field(default_factory=time.monotonic)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+DEFAULT_GRACE_SECONDS = 5.0
+KILL_WAIT_SECONDS = 2.0
 
 
 @dataclass
@@ -48,21 +58,37 @@ class PoolStats:
     crashes: int = 0
     invocations: int = 0
     errors: int = 0
+    recycled: int = 0  # replicas stopped because a request timed out
+    solo_retries: int = 0  # deliveries repeated alone after another event's fault
 
 
 class ServicePool:
-    def __init__(self, function: Function, template: Template, session: aiohttp.ClientSession):
+    def __init__(
+        self,
+        function: Function,
+        template: Template,
+        session: aiohttp.ClientSession,
+        *,
+        grace: float = DEFAULT_GRACE_SECONDS,
+    ):
         self.function = function
         self.scale = function.spec.scale
         self.template = template
         self.session = session
+        self.grace = grace
         self.replicas: dict[int, Replica] = {}
         self.stats = PoolStats()
+        self._watches: dict[int, Watch] = {}
+        self._early_exits: dict[int, int] = {}  # exits reported before their spawn returned
+        self._tokens = itertools.count(1)
         self._starting = 0
         self._stopping: set[int] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._closing = False
         self._start_error: Exception | None = None
         self._changed = asyncio.Condition()
         self._spawning: set[asyncio.Task[None]] = set()
+        self._solo_slots = asyncio.Semaphore(self.scale.concurrency)
 
     @property
     def name(self) -> str:
@@ -72,53 +98,120 @@ class ServicePool:
         for _ in range(self.scale.min):
             await self._spawn()
 
+    # --- delivering events ----------------------------------------------------
+
     async def deliver(self, event: Event, *, timeout: float) -> Outcome:
         """Send one event in binary mode; the worker's answer as an outcome."""
+        outcome = await self._try(event, timeout, solo=False)
+        if isinstance(outcome, Lost):
+            log.info("%s: event %s lost %s; delivering it alone", self.name, event.id, outcome.why)
+            self.stats.solo_retries += 1
+            outcome = await self._try(event, timeout, solo=True)
+        if isinstance(outcome, Lost):  # alone, nothing else can be to blame; never reached
+            outcome = RetryLater("WorkerLost", outcome.why)
+        self._count(outcome)
+        return outcome
+
+    async def _try(self, event: Event, timeout: float, *, solo: bool) -> Outcome | Lost:
         headers, body = binary_http(event)
         try:
             async with (
-                self.replica() as replica,
-                self.session.post(
-                    replica.url + "/",
-                    data=body,
-                    headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=timeout),
-                ) as response,
+                self._solo_slots if solo else contextlib.nullcontext(),
+                self._claim(solo=solo) as claim,
             ):
-                outcome = outcome_from_response(
+                return await self._exchange(claim, headers, body, timeout)
+        except WorkerStartError as e:
+            return RetryLater(type(e).__name__, f"worker unreachable: {e}")
+
+    async def _exchange(
+        self, claim: Claim, headers: dict[str, str], body: bytes, timeout: float
+    ) -> Outcome | Lost:
+        try:
+            async with self.session.post(
+                claim.replica.url + "/",
+                data=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=timeout),
+            ) as response:
+                return outcome_from_response(
                     response.status, response.headers, await response.read()
                 )
         except TimeoutError:
-            outcome = RetryLater("Timeout", f"no answer within {timeout:g}s")
-        except (aiohttp.ClientError, WorkerStartError) as e:
-            outcome = RetryLater(type(e).__name__, f"worker unreachable: {e}")
-        self._count(outcome)
-        return outcome
+            if not self.recycle(claim):
+                return Lost("its worker, recycled for another event's timeout")
+            return RetryLater("Timeout", f"no answer within {timeout:g}s; the worker was recycled")
+        except aiohttp.ClientError as e:
+            return await self._worker_gone(claim, e)
+
+    async def _worker_gone(self, claim: Claim, error: aiohttp.ClientError) -> Outcome | Lost:
+        """The connection broke: did the worker die, and was it this event's doing?"""
+        code = await claim.watch.exit_code()
+        if code is None or self._closing:
+            return RetryLater(type(error).__name__, f"worker unreachable: {error}")
+        if claim.watch.crashed_on(claim.token):
+            return crash_failure(code)
+        return Lost(f"its worker, which went down with other events in flight (code {code})")
 
     def _count(self, outcome: Outcome) -> None:
         self.stats.invocations += 1
         if not isinstance(outcome, Success):
             self.stats.errors += 1
 
+    # --- claiming replicas ----------------------------------------------------
+
     @contextlib.asynccontextmanager
     async def replica(self) -> AsyncIterator[Replica]:
-        """A replica with room for one more request, starting one if needed."""
-        replica = await self._acquire()
-        replica.inflight += 1
+        """A replica with room for one more request, starting one if needed.
+
+        A :class:`TimeoutError` out of the block (the request took too long)
+        recycles the replica (the gateway's ``/fn/*`` proxy relies on this).
+        """
+        async with self._claim(solo=False) as claim:
+            yield claim.replica
+
+    @contextlib.asynccontextmanager
+    async def _claim(self, *, solo: bool) -> AsyncIterator[Claim]:
+        if solo:
+            replica, watch = await self._spawn_private()
+        else:
+            replica = await self._acquire()
+            watch = self._watches[replica.pid]  # a replica in rotation is watched
+        claim = Claim(replica, watch, next(self._tokens))
+        watch.holding.add(claim.token)
         try:
-            yield replica
+            yield claim
+        except TimeoutError:
+            self.recycle(claim)
+            raise
         finally:
+            watch.holding.discard(claim.token)
             replica.inflight -= 1
             replica.last_used = time.monotonic()
+            if solo:
+                self._retire(replica)
             async with self._changed:
                 self._changed.notify()
+
+    def recycle(self, claim: Claim) -> bool:
+        """A request on ``claim`` timed out: recycle its replica; whether it is to blame."""
+        if not claim.watch.blame(claim.token):
+            return False
+        if claim.replica.pid not in self._stopping:
+            self.stats.recycled += 1
+            log.warning(
+                "%s: worker %d did not answer in time; recycling it", self.name, claim.replica.pid
+            )
+            self._retire(claim.replica)
+        return True
 
     async def _acquire(self) -> Replica:
         async with self._changed:
             while True:
                 free = [r for r in self.replicas.values() if r.inflight < self.scale.concurrency]
                 if free:
-                    return min(free, key=lambda r: r.inflight)
+                    chosen = min(free, key=lambda r: r.inflight)
+                    chosen.inflight += 1
+                    return chosen
                 if len(self.replicas) + self._starting < self.scale.max:
                     self._starting += 1
                     spawning = asyncio.create_task(self._spawn(counted=True))
@@ -128,10 +221,19 @@ class ServicePool:
                     raise WorkerStartError(str(self._start_error))
                 await self._changed.wait()
 
+    async def _spawn_private(self) -> tuple[Replica, Watch]:
+        """A fresh replica, out of rotation, for one delivery (a solo retry)."""
+        replica, watch = self._register(*await self.template.spawn_worker())
+        replica.inflight = 1
+        return replica, watch
+
+    # --- starting and stopping replicas ---------------------------------------
+
     async def _spawn(self, counted: bool = False) -> None:
         try:
-            pid, port = await self.template.spawn_worker()
-            self.replicas[pid] = Replica(pid, port)
+            replica, watch = self._register(*await self.template.spawn_worker())
+            if not watch.exited.done():
+                self.replicas[replica.pid] = replica
             self.stats.cold_starts += 1
             self._start_error = None
         except WorkerStartError as e:
@@ -142,9 +244,23 @@ class ServicePool:
             async with self._changed:
                 self._changed.notify_all()
 
+    def _register(self, pid: int, port: int) -> tuple[Replica, Watch]:
+        """Watch a new worker (one whose exit was already reported is not kept)."""
+        watch = Watch(asyncio.get_running_loop().create_future())
+        if pid in self._early_exits:
+            watch.exit(self._early_exits.pop(pid))
+        else:
+            self._watches[pid] = watch
+        return Replica(pid, port), watch
+
     def on_exit(self, pid: int, code: int) -> None:
         """The template saw a worker exit: forget it; count it if we did not stop it."""
         self.replicas.pop(pid, None)
+        watch = self._watches.pop(pid, None)
+        if watch is None:
+            self._early_exits[pid] = code
+        else:
+            watch.exit(code)
         if pid not in self._stopping:
             self.stats.crashes += 1
             log.warning("%s: worker %d exited unexpectedly (code %d)", self.name, pid, code)
@@ -161,14 +277,33 @@ class ServicePool:
             if len(self.replicas) <= self.scale.min:
                 return
             if now - replica.last_used >= self.scale.idle_timeout:
-                self._stop_replica(replica)
+                self._retire(replica)
 
-    def _stop_replica(self, replica: Replica) -> None:
+    def _retire(self, replica: Replica) -> None:
+        """Out of rotation now; SIGTERM, then SIGKILL if it still runs after ``grace``."""
         self.replicas.pop(replica.pid, None)
+        watch = self._watches.get(replica.pid)
+        if watch is None or replica.pid in self._stopping:
+            return  # gone already, or on its way
         self._stopping.add(replica.pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(replica.pid, signal.SIGTERM)
+        signal_group(replica.pid, signal.SIGTERM)
+        task = asyncio.create_task(self._kill_after_grace(replica.pid, watch))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _kill_after_grace(self, pid: int, watch: Watch) -> None:
+        if await watch.exit_code(self.grace) is not None:
+            return
+        log.warning(
+            "%s: worker %d still runs %gs after SIGTERM; killing it", self.name, pid, self.grace
+        )
+        signal_group(pid, signal.SIGKILL)
+        await watch.exit_code(KILL_WAIT_SECONDS)
 
     async def stop(self) -> None:
+        """Stop every replica (SIGKILL after ``grace``) and wait for them to go."""
+        self._closing = True
         for replica in list(self.replicas.values()):
-            self._stop_replica(replica)
+            self._retire(replica)
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)

@@ -4,9 +4,11 @@
 takes a webhook-style source's deliveries, in ``cumulo up``'s gateway and in
 ``cumulo source run`` alike. Answers: 202 once the events are durably on the
 bus (or with a ``note`` when the source's filters leave the delivery out, or
-``"duplicate": true``); problem+json 400 (malformed), 401 (no signature or
-token), 403 (a wrong one), 404 (no such source), 413 (too large), 415, and 503
-with ``Retry-After`` when the bus cannot take the events.
+``"duplicate": true``, a replayed signed body included); problem+json 400
+(malformed, or fields of the wrong type: the problem names them), 401 (no
+signature or token, or a signed timestamp outside the tolerance), 403 (a wrong
+one), 404 (no such source), 413 (too large), 415, and 503 with ``Retry-After``
+when the bus cannot take the events.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,7 +37,7 @@ from cumulo.events.sources.git import GitWebhookSource
 from cumulo.events.sources.git_poll import GitPoller
 from cumulo.events.sources.s3 import S3NotificationSource
 from cumulo.events.sources.s3_poll import S3Poller
-from cumulo.events.sources.webhook import Delivery, DeliveryLog, HttpSource, WebhookSource
+from cumulo.events.sources.webhook import Delivery, DeliveryLog, HttpSource, Seen, WebhookSource
 from cumulo.runtimes.local.http import answer, read_body
 from cumulo.runtimes.worker import contract
 from cumulo.spec.models import EventSource, SecretRef
@@ -137,7 +139,13 @@ def describe_source(running: Running) -> dict[str, Any]:
 
 
 class SqliteDeliveries:
-    """Delivery ids already published, per source, within a window (a :class:`DeliveryLog`)."""
+    """Keys of deliveries already published, per source, within a window (a :class:`DeliveryLog`).
+
+    A key is a delivery id or the SHA-256 of a signed body. Claims are one
+    transaction (``BEGIN IMMEDIATE``), so ``cumulo up`` and ``cumulo source run``
+    sharing the file never both publish one delivery; keys older than their
+    source's window are trimmed as that source claims new ones.
+    """
 
     def __init__(self, path: Path):
         self.db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
@@ -148,24 +156,53 @@ class SqliteDeliveries:
         )
         self.db.execute("CREATE INDEX IF NOT EXISTS deliveries_seen ON deliveries (seen)")
 
-    def claim(self, source: str, key: str, window: float) -> bool:
-        """True for the first claim of ``key`` within ``window`` seconds, False after."""
+    def claim(self, source: str, keys: Sequence[str], window: float) -> Seen | None:
+        """Claim every key of a delivery; None if all are new, else the first already seen."""
         now = time.time()
-        self.db.execute("DELETE FROM deliveries WHERE seen < ?", (now - window,))
-        cursor = self.db.execute(
-            "INSERT OR IGNORE INTO deliveries (source, key, seen) VALUES (?, ?, ?)",
-            (source, key, now),
-        )
-        return cursor.rowcount == 1
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            self.db.execute(
+                "DELETE FROM deliveries WHERE source = ? AND seen < ?", (source, now - window)
+            )
+            seen = self._seen(source, keys)
+            if seen is None:
+                self.db.executemany(
+                    "INSERT OR IGNORE INTO deliveries (source, key, seen) VALUES (?, ?, ?)",
+                    [(source, key, now) for key in keys],
+                )
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+        return seen
 
-    def release(self, source: str, key: str) -> None:
-        self.db.execute("DELETE FROM deliveries WHERE source = ? AND key = ?", (source, key))
+    def _seen(self, source: str, keys: Sequence[str]) -> Seen | None:
+        marks = ",".join("?" * len(keys))
+        rows = self.db.execute(
+            f"SELECT key, seen FROM deliveries WHERE source = ? AND key IN ({marks})",
+            (source, *keys),
+        ).fetchall()
+        found = dict(rows)
+        return next((Seen(key, found[key]) for key in keys if key in found), None)
+
+    def release(self, source: str, keys: Sequence[str]) -> None:
+        """Forget keys whose events could not be published (so a retry publishes them)."""
+        self.db.executemany(
+            "DELETE FROM deliveries WHERE source = ? AND key = ?", [(source, k) for k in keys]
+        )
 
     def close(self) -> None:
         self.db.close()
 
 
 # --- HTTP --------------------------------------------------------------------------
+
+
+REJECTION_TITLES = {
+    "missing-signature": "Signature missing",
+    "bad-signature": "Signature does not match",
+    "timestamp-out-of-tolerance": "Signed timestamp outside the tolerance",
+}
 
 
 def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Response:
@@ -175,7 +212,7 @@ def problem(status: int, slug: str, title: str, detail: str, **extra: Any) -> Re
 def refused(error: Exception) -> Response:
     """The problem+json answer to a delivery a source refused."""
     if isinstance(error, WebhookRejectedError):
-        title = "Signature missing" if error.status == 401 else "Signature does not match"
+        title = REJECTION_TITLES.get(error.slug, "Signature does not match")
         return problem(error.status, error.slug, title, str(error))
     if isinstance(error, BusUnavailableError):
         return answer(

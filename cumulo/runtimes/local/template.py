@@ -1,6 +1,8 @@
 """The supervisor's handle on a function's pre-warmed template process.
 
-See :mod:`cumulo.runtimes.local.forkserver` for the other end of the pipe.
+See :mod:`cumulo.runtimes.local.forkserver` for the other end of the pipe. The
+template runs with the function's own environment only
+(:mod:`cumulo.runtimes.local.environment`), and so does everything it forks.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ import asyncio
 import itertools
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +35,7 @@ class TemplateConfig:
     signature: str | None = None
     concurrency: int = 16
     max_body_bytes: int = 8 * 1024 * 1024
-    env: tuple[tuple[str, str], ...] = ()  # the function's spec.env, on top of ours
+    env: tuple[tuple[str, str], ...] = ()  # the function's whole environment: nothing else
 
     def to_json(self) -> str:
         return json.dumps(
@@ -63,6 +64,7 @@ class Template:
         self._reader: asyncio.Task[None] | None = None
         self._stopping = False
         self._restarter: asyncio.Task[None] | None = None
+        self._children: set[int] = set()  # what it forked that has not exited yet
 
     @property
     def pid(self) -> int | None:
@@ -80,7 +82,7 @@ class Template:
             self.config.to_json(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            env={**os.environ, **dict(self.config.env)},
+            env=dict(self.config.env),
         )
         assert self._process.stdout is not None
         first = await asyncio.wait_for(self._process.stdout.readline(), START_TIMEOUT_SECONDS)
@@ -95,6 +97,7 @@ class Template:
     async def spawn_worker(self) -> tuple[int, int]:
         """Fork a service worker; its pid and the port it is (about to be) serving on."""
         reply = await self._request({"op": "spawn"})
+        self._children.add(reply["pid"])
         return reply["pid"], reply["port"]
 
     async def start_job(self, event: Path, result: Path, log_path: Path, run_id: str) -> int:
@@ -107,6 +110,7 @@ class Template:
                 "run": run_id,
             }
         )
+        self._children.add(int(reply["pid"]))
         return int(reply["pid"])
 
     async def stop(self) -> None:
@@ -142,6 +146,7 @@ class Template:
         while line := await self._process.stdout.readline():
             reply = json.loads(line)
             if "exited" in reply:
+                self._children.discard(reply["exited"])
                 self.on_exit(reply["exited"], reply["code"])
             elif (future := self._waiting.get(reply["id"])) and not future.done():
                 future.set_result(reply)
@@ -150,6 +155,7 @@ class Template:
                 future.set_exception(
                     WorkerStartError(f"function {self.config.name}: template died")
                 )
+        self._report_orphans()
         if not self._stopping:
             log.warning(
                 "template of %s exited (code %s); restarting it",
@@ -157,6 +163,12 @@ class Template:
                 self._process.returncode,
             )
             self._restarter = asyncio.create_task(self._restart())
+
+    def _report_orphans(self) -> None:
+        """The template is gone, and its children with it (parent-death signal): say so."""
+        for pid in sorted(self._children):
+            self.on_exit(pid, -9)
+        self._children.clear()
 
     async def _restart(self) -> None:
         """Start the template again, backing off while it keeps failing."""

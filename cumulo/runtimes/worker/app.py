@@ -11,6 +11,15 @@
 It is a plain ASGI callable: no framework on the hot path. Sync functions run in
 a thread pool of ``concurrency`` threads, created on first use (so an app built
 before ``fork`` serves in the child); ``async def`` functions are awaited.
+
+A call cannot be cancelled once it runs: when the client gives up (a delivery
+timeout), a sync handler that never returns keeps its thread, and after
+``concurrency`` of them the worker accepts requests it will never run (an
+``async def`` one that blocks stalls the whole loop at once). Only ending the
+process frees them, so whoever times a worker out must recycle it: the local
+supervisor does (:mod:`cumulo.runtimes.local.pool`). In a cluster the health
+route still answers while only threads are stuck; a liveness probe catches a
+blocked loop, not busy threads.
 """
 
 from __future__ import annotations

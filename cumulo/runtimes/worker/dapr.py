@@ -14,10 +14,15 @@ always gets 200 with ``{"status": ...}``:
 Reply events ride along as ``cumuloReplies`` (CloudEvents JSON format
 objects); Dapr ignores the field. Publishing them is the Dapr bus backend's
 job, later. Bulk subscribe deliveries are not supported.
+
+With ``APP_API_TOKEN`` set (Dapr's app API token, the same value daprd is
+given), :class:`DaprTokenCheck` refuses every ``/dapr/*`` request that does not
+carry it as ``dapr-api-token`` (401 problem+json), compared in constant time.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -39,12 +44,14 @@ from cumulo.runtimes.worker.asgi import (
     send_json,
     send_response,
 )
-from cumulo.runtimes.worker.contract import method_not_allowed
+from cumulo.runtimes.worker.contract import method_not_allowed, problem
 from cumulo.runtimes.worker.outcome import CloudEventInvoker
 
 EVENTS_ROUTE = "/dapr/events"
 SUBSCRIBE_ROUTE = "/dapr/subscribe"
 SKIP_ROUTE = "/dapr/skip"  # a subscription's default route: events no rule matched
+CALLBACK_PREFIX = "/dapr/"
+TOKEN_HEADER = b"dapr-api-token"
 _REQUIRED = ("pubsubname", "topic")
 _KNOWN = {*_REQUIRED, "route", "routes", "metadata", "deadLetterTopic", "bulkSubscribe"}
 
@@ -143,3 +150,34 @@ def _status_body(outcome: Outcome) -> bytes:
         "message": outcome.message,
     }
     return orjson.dumps(document)
+
+
+def carries_token(scope: Scope, token: bytes) -> bool:
+    """Whether the request's ``dapr-api-token`` header is ``token`` (constant time)."""
+    for name, value in scope.get("headers", ()):
+        if name.lower() == TOKEN_HEADER:
+            return hmac.compare_digest(bytes(value), token)
+    return False
+
+
+class DaprTokenCheck:
+    """ASGI middleware: Dapr's callbacks (``/dapr/*``) need Dapr's app API token."""
+
+    def __init__(self, app: Any, token: str):
+        self.app = app
+        self.token = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        callback = scope["type"] == "http" and scope["path"].startswith(CALLBACK_PREFIX)
+        if callback and not carries_token(scope, self.token):
+            detail = "Dapr's callbacks need the app API token as 'dapr-api-token'"
+            refused = problem(401, "unauthorized", "Unauthorized", detail, "DaprTokenError")
+            await send_response(send, *refused)
+            return
+        await self.app(scope, receive, send)
+
+    def close(self) -> None:
+        """Close the app it guards (the worker's thread pool)."""
+        close = getattr(self.app, "close", None)
+        if close is not None:
+            close()

@@ -111,3 +111,62 @@ async def test_a_ping_is_answered_and_not_published(recorder, deliveries):
     reply = await source.handle(Delivery({"x-github-event": "ping"}, b"{}"))
     assert reply.status == 202 and "'ping'" in reply.body["note"]
     assert recorder.events == []
+
+
+def changed(provider: str, change) -> dict:
+    body = json.loads(payload(provider))
+    change(body)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("provider", "change", "problem"),
+    [
+        ("github", lambda p: p.update(commits=["x"]), r"commits\[0\]: must be an object"),
+        ("gitlab", lambda p: p.update(commits=[1]), r"commits\[0\]: must be an object"),
+        ("github", lambda p: p.update(commits={}), r"commits: must be an array"),
+        (
+            "github",
+            lambda p: p["commits"][0].update(added="a.txt"),
+            r"commits\[0\]\.added: must be",
+        ),
+        ("gitea", lambda p: p["commits"][0].update(modified=[3]), r"commits\[0\]\.modified\[0\]"),
+        ("github", lambda p: p.update(pusher=7), r"pusher: must be an object"),
+        ("github", lambda p: p["pusher"].update(name=[]), r"pusher\.name: must be a string"),
+        ("github", lambda p: p.update(ref=5), r"ref: must be a string"),
+        ("github", lambda p: p.update(before={}), r"before: must be a string"),
+        ("github", lambda p: p.update(repository="x"), r"repository: must be an object"),
+        ("gitlab", lambda p: p["project"].update(web_url=1), r"project\.web_url: must be a string"),
+        ("gitlab", lambda p: p.update(user_name=False), r"user_name: must be a string"),
+    ],
+)
+def test_wrong_types_are_invalid_and_name_the_field(provider, change, problem):
+    with pytest.raises(InvalidEventError, match=problem) as raised:
+        parse_push(provider, changed(provider, change))
+    assert len(raised.value.problems) == 1
+
+
+def test_many_wrong_fields_are_listed_up_to_a_limit():
+    with pytest.raises(InvalidEventError) as raised:
+        parse_push("github", changed("github", lambda p: p.update(commits=[1] * 50)))
+    assert raised.value.problems[:2] == [
+        "commits[0]: must be an object",
+        "commits[1]: must be an object",
+    ]
+    assert raised.value.problems[-1] == "... and 40 more"
+
+
+async def test_the_same_body_under_a_new_delivery_id_is_a_replay(recorder, deliveries):
+    body = payload("github")
+    source = GitWebhookSource(git_source(provider="github"), recorder, deliveries, "s")
+    signed = {"x-github-event": "push", "x-hub-signature-256": "sha256=" + sign("s", body)}
+    first = await source.handle(Delivery({**signed, "x-github-delivery": "d-1"}, body))
+    replay = await source.handle(Delivery({**signed, "x-github-delivery": "d-2"}, body))
+    unlabelled = await source.handle(Delivery(signed, body))
+
+    assert first.body["accepted"] == 1
+    for again in (replay, unlabelled):
+        assert again.status == 202 and again.body["duplicate"] is True
+        assert again.body["note"].startswith("replayed delivery: the same body was published at")
+    assert [e.id for e in recorder.events] == ["d-1"]
+    assert (source.stats.duplicates, source.stats.replays) == (2, 2)

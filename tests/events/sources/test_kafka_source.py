@@ -110,3 +110,28 @@ async def test_a_restart_mid_stream_skips_nothing(kafka_server: KafkaServer, bus
     await run_until(second, bus, 200)
     ids = {m.event.id for m in await bus.read("events", limit=1000)}
     assert ids == {f"{topic}-0-{n}" for n in range(200)}
+
+
+async def test_records_that_are_not_valid_cloudevents_do_not_stop_the_source(
+    kafka_server: KafkaServer, bus: Bus
+):
+    topic = f"src-{uuid.uuid4().hex[:8]}"
+    structured = [("content-type", b"application/cloudevents+json")]
+    binary = [("ce_specversion", b"1.0"), ("ce_type", b"t"), ("ce_id", b"1")]  # no ce_source
+    deep = b"[" * 300 + b"]" * 300
+    produce(kafka_server, topic, [
+        (None, b"{not json", structured),
+        (None, b'{"specversion": "1.0", "id": "x", "type": "t", "source": 5}', structured),
+        (None, b"payload", binary),
+        (b"line\nbreak", b"{}", None),  # a key that cannot be the subject
+        (None, deep, None),  # JSON past the encoder's depth: kept as bytes
+        (b"k", b'{"n": 1}', None),
+    ])  # fmt: skip
+    source = KafkaEventSource(kafka_source(kafka_server, topic), publisher(bus))
+    await run_until(source, bus, 6)
+    events = [m.event for m in await bus.read("events")]
+    assert [e.id for e in events] == [f"{topic}-0-{n}" for n in range(6)]
+    assert [e.data for e in events[:5]] == [b"{not json", events[1].data, b"payload", b"{}", deep]
+    assert events[1].data.startswith(b'{"specversion"')
+    assert all(e.subject is None for e in events[:5]) and events[5].subject == "k"
+    assert (source.stats.invalid, source.stats.published) == (4, 6)

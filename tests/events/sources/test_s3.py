@@ -175,7 +175,7 @@ async def test_the_token_is_checked_before_the_body_is_read(recorder, deliveries
         (b"{", "not valid JSON"),
         (b"[]", "JSON object"),
         (b'{"hello": 1}', "no Records"),
-        (b'{"Records": [{"eventName": "ObjectCreated:Put"}]}', "s3.bucket.name"),
+        (b'{"Records": [{"eventName": "ObjectCreated:Put"}]}', r"Records\[0\]\.s3: is missing"),
         (b'{"Message": {"not": "a string"}}', "SNS Message"),
     ],
 )
@@ -183,3 +183,43 @@ async def test_malformed_bodies_are_invalid(recorder, deliveries, body, problem)
     with pytest.raises(InvalidEventError, match=problem):
         await receiver(recorder, deliveries, token=None).handle(Delivery({}, body))
     assert recorder.events == []
+
+
+def record_with(**changes) -> dict:
+    record = minio_record("a.txt")
+    for path, value in changes.items():
+        *parents, last = path.split("__")
+        target = record
+        for name in parents:
+            target = target[name]
+        target[last] = value
+    return record
+
+
+@pytest.mark.parametrize(
+    "records, problem",
+    [
+        (["x"], r"Records\[0\]: must be an object"),
+        ([record_with(s3__bucket="x")], r"Records\[0\]\.s3\.bucket: must be an object"),
+        ([record_with(s3__bucket__name=5)], r"Records\[0\]\.s3\.bucket\.name: must be a string"),
+        ([record_with(s3__object__key=[])], r"s3\.object\.key: must be a string"),
+        ([record_with(s3__object__size="5")], r"s3\.object\.size: must be an integer"),
+        ([record_with(s3__object__eTag={})], r"s3\.object\.eTag: must be a string"),
+        ([record_with(eventName=1)], r"Records\[0\]\.eventName: must be a string"),
+        ([record_with(eventTime="yesterday")], r"eventTime: must be an RFC 3339 timestamp"),
+        ([minio_record("a"), record_with(s3=[])], r"Records\[1\]\.s3: must be an object"),
+        ([{"EventSource": "aws:sns", "Sns": "x"}], r"Records\[0\]\.Sns: must be an object"),
+        ([{"eventSource": "aws:sqs", "body": 7}], r"Records\[0\]\.body is not a JSON string"),
+    ],
+)
+async def test_wrong_types_are_invalid_and_name_the_field(recorder, deliveries, records, problem):
+    body = json.dumps({"Records": records}).encode()
+    with pytest.raises(InvalidEventError, match=problem):
+        await receiver(recorder, deliveries, token=None).handle(Delivery({}, body))
+    assert recorder.events == []
+
+
+async def test_a_wrapped_record_names_its_wrapper(recorder, deliveries):
+    inner = json.dumps({"Records": [record_with(s3__bucket="x")]}).encode()
+    with pytest.raises(InvalidEventError, match=r"Message → Records\[0\]\.s3\.bucket: must be"):
+        await receiver(recorder, deliveries, token=None).handle(Delivery({}, sns(inner)))

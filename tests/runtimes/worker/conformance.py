@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from dataclasses import dataclass
@@ -63,6 +64,18 @@ def yaml_cases() -> list[YamlCase]:
                 transport = dict(document.get("TransportExtensions", {}))
                 cases.append(YamlCase(name, mode, attributes, document["Data"], transport))
     return cases
+
+
+def spec_strings(case: YamlCase) -> YamlCase:
+    """The case with its attributes as the spec's String type allows them.
+
+    Two cases of the shared data end an extension value with a line break (a
+    YAML block scalar's), which the spec's String excludes: Cumulo refuses those
+    (:func:`test_conformance_values_with_a_line_break_are_refused`) and checks
+    the rest of each case as it is.
+    """
+    attributes = {name: value.rstrip("\n") for name, value in case.attributes.items()}
+    return dataclasses.replace(case, attributes=attributes)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,13 @@ from cumulo.events.cloudevent import (
 from cumulo.events.event import Event, new_event
 from cumulo.events.outcome import Failure, RetryLater, Success
 from cumulo.runtimes.worker import outcome_from_response
-from tests.runtimes.worker.conformance import FeatureCase, YamlCase, feature_cases, yaml_cases
+from tests.runtimes.worker.conformance import (
+    FeatureCase,
+    YamlCase,
+    feature_cases,
+    spec_strings,
+    yaml_cases,
+)
 from tests.runtimes.worker.ff_functions import ff_receive
 
 PROBLEM = "application/problem+json"
@@ -190,7 +196,9 @@ def test_health(worker) -> None:
     assert reply.json() == {"status": "ok", "function": "fn", "signature": "cloudevent"}
 
 
-@pytest.mark.parametrize("case", yaml_cases(), ids=lambda case: case.name)
+@pytest.mark.parametrize(
+    "case", [spec_strings(c) for c in yaml_cases()], ids=lambda case: case.name
+)
 def test_conformance_cases_over_http(serve, case: YamlCase) -> None:
     worker = serve(echo, "cloudevent")
     event = Event(dict(case.attributes), case.expected_data())

@@ -10,6 +10,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from cumulo.events.bus.base import Bus, Message
+from cumulo.runtimes.local.state_files import recorded_run_log
 
 from . import data, graph
 from .deadletters import RedriveLog, dead_letter_json
@@ -63,8 +64,9 @@ class DashboardData:
 
     async def runs(self, function: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         runs = await self.stores.list_runs(function, limit)
-        since = min((r.started for r in runs), default=None)
-        progress = data.progress_by_run(await self.event_messages(since))
+        if not runs:  # no progress to look for: scanning the whole bus would find none
+            return []
+        progress = data.progress_by_run(await self.event_messages(min(r.started for r in runs)))
         return [data.run_json(r, progress.get(r.id)) for r in runs]
 
     async def run(self, run_id: str) -> dict[str, Any] | None:
@@ -75,8 +77,12 @@ class DashboardData:
         return data.run_json(run, progress.get(run.id))
 
     async def run_log(self, run_id: str) -> str | None:
+        """The end of a run's log; ``""`` when its recorded log is not inside ``STATE/runs``."""
         run = await self.stores.get_run(run_id)
-        return None if run is None else await asyncio.to_thread(data.log_tail, run.log)
+        if run is None:
+            return None
+        log = recorded_run_log(self.platform.state, run.log)
+        return "" if log is None else await asyncio.to_thread(data.log_tail, str(log))
 
     async def dead_letters(self, bus_name: str, topic: str) -> list[dict[str, Any]]:
         bus = self.platform.buses[bus_name]

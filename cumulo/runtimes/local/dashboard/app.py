@@ -22,6 +22,15 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from cumulo.runtimes.local import api_input
+from cumulo.runtimes.local.api_models import (
+    DeadLettersQuery,
+    PageQuery,
+    Query,
+    RedrivePath,
+    RunsQuery,
+    SearchQuery,
+)
 from cumulo.runtimes.local.auth import COOKIE
 
 from . import data, graph, pages, pages_ml
@@ -52,15 +61,15 @@ class Dashboard:
             Route("/api/runs/{id}/log", self.api_log),
             Route("/api/models", self.api_models),
             Route("/api/dead-letters", self.api_dead_letters),
-            Route("/api/dead-letters/{offset:int}/redrive", self.api_redrive, methods=["POST"]),
+            Route("/api/dead-letters/{offset}/redrive", self.api_redrive, methods=["POST"]),
             Route("/ui", lambda request: RedirectResponse("/ui/")),
             Route("/ui/", self.ui(self.functions_page)),
             Route("/ui/graph", self.ui(self.graph_page)),
-            Route("/ui/events", self.ui(self.events_page)),
-            Route("/ui/runs", self.ui(self.runs_page)),
+            Route("/ui/events", self.ui(self.events_page, SearchQuery)),
+            Route("/ui/runs", self.ui(self.runs_page, RunsQuery)),
             Route("/ui/runs/{id}", self.ui(self.run_page)),
             Route("/ui/models", self.ui(self.models_page)),
-            Route("/ui/dead-letters", self.ui(self.dead_letters_page)),
+            Route("/ui/dead-letters", self.ui(self.dead_letters_page, DeadLettersQuery)),
             Route("/ui/static/{name}", self.static),
         ]
 
@@ -73,17 +82,15 @@ class Dashboard:
         return JSONResponse((await self.data.graph()).json())
 
     async def api_search(self, request: Request) -> Response:
-        params = request.query_params
-        bus = self.data.bus(params.get("bus"))
+        ask = api_input.query(SearchQuery, request)
+        bus = self.data.bus(ask.bus)
         if bus is None:
-            return not_found("no such event bus")
-        query = data.EventQuery.from_params(params)
-        return JSONResponse(await self.data.search(bus, params.get("topic", "default"), query))
+            return not_found(f"no event bus named '{ask.bus}'")
+        return JSONResponse(await self.data.search(bus, ask.topic, data.EventQuery.of(ask)))
 
     async def api_runs(self, request: Request) -> Response:
-        params = request.query_params
-        limit = int(params.get("limit") or 200)
-        return JSONResponse(await self.data.runs(params.get("function") or None, limit))
+        ask = api_input.query(RunsQuery, request)
+        return JSONResponse(await self.data.runs(ask.function or None, ask.limit))
 
     async def api_run(self, request: Request) -> Response:
         run = await self.data.run(request.path_params["id"])
@@ -99,31 +106,33 @@ class Dashboard:
     async def api_dead_letters(self, request: Request) -> Response:
         bus, topic = self._dead_letter_topic(request)
         if bus not in self.data.platform.buses:
-            return not_found("no such event bus")
+            return not_found(f"no event bus named '{bus}'")
         return JSONResponse(await self.data.dead_letters(bus, topic))
 
     async def api_redrive(self, request: Request) -> Response:
+        offset = api_input.path(RedrivePath, request).offset
         bus, topic = self._dead_letter_topic(request)
         if bus not in self.data.platform.buses:
-            return not_found("no such event bus")
-        done = await self.data.redrive(bus, topic, request.path_params["offset"])
-        return (
-            JSONResponse(done) if done else not_found(f"no dead letter at that offset of {topic}")
-        )
+            return not_found(f"no event bus named '{bus}'")
+        done = await self.data.redrive(bus, topic, offset)
+        missing = f"no dead letter at offset {offset} of topic '{topic}'"
+        return JSONResponse(done) if done else not_found(missing)
 
     def _dead_letter_topic(self, request: Request) -> tuple[str, str]:
-        params = request.query_params
-        return params.get("bus", "default"), params.get("topic") or self.data.dead_letter_topics()[
-            0
-        ]
+        ask = api_input.query(DeadLettersQuery, request)
+        return ask.bus, ask.topic or self.data.dead_letter_topics()[0]
 
     # --- HTML ------------------------------------------------------------------
 
-    def ui(self, render: Any) -> Any:
-        """A page handler; ``?token=`` (already checked by the auth middleware) becomes a cookie."""
+    def ui(self, render: Any, rules: type[Query] = PageQuery) -> Any:
+        """A page handler; ``?token=`` (already checked by the auth middleware) becomes a cookie.
+
+        The page's own query ``rules`` are checked first: a bad query is a 400, not a redirect.
+        """
 
         async def handle(request: Request) -> Response:
-            token = request.query_params.get("token")
+            api_input.query(rules, request)
+            token = api_input.query(PageQuery, request).token
             if token:
                 kept = [(k, v) for k, v in request.query_params.multi_items() if k != "token"]
                 query = urlencode(kept)
@@ -144,17 +153,17 @@ class Dashboard:
         return pages.graph_page(graph.svg(await self.data.graph()))
 
     async def events_page(self, request: Request) -> str | Response:
-        params = dict(request.query_params)
-        bus = self.data.bus(params.get("bus"))
+        ask = api_input.query(SearchQuery, request)
+        bus = self.data.bus(ask.bus)
         if bus is None:
-            return not_found("no such event bus")
-        query = data.EventQuery.from_params(request.query_params)
-        found = await self.data.search(bus, params.get("topic", "default"), query)
-        return pages.events_page(found, params, await bus.topics() or ["default"])
+            return not_found(f"no event bus named '{ask.bus}'")
+        found = await self.data.search(bus, ask.topic, data.EventQuery.of(ask))
+        form = dict(request.query_params)  # as typed, to fill the search form again
+        return pages.events_page(found, form, await bus.topics() or ["default"])
 
     async def runs_page(self, request: Request) -> str:
-        function = request.query_params.get("function", "")
-        return pages.runs_page(await self.data.runs(function or None), function)
+        ask = api_input.query(RunsQuery, request)
+        return pages.runs_page(await self.data.runs(ask.function or None, ask.limit), ask.function)
 
     async def run_page(self, request: Request) -> str | Response:
         run = await self.data.run(request.path_params["id"])
@@ -168,7 +177,7 @@ class Dashboard:
     async def dead_letters_page(self, request: Request) -> str | Response:
         bus, topic = self._dead_letter_topic(request)
         if bus not in self.data.platform.buses:
-            return not_found("no such event bus")
+            return not_found(f"no event bus named '{bus}'")
         letters = await self.data.dead_letters(bus, topic)
         triggers = sorted(self.data.platform.project.all_triggers())
         return pages_ml.dead_letters_page(letters, topic, bus, triggers)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from cumulo.events import tracing
 from cumulo.events.bus.base import Bus, Message
 from cumulo.functions.lineage import RUN_PROGRESS
 from cumulo.functions.model_registry import ModelRegistry
+from cumulo.runtimes.local.api_models import SearchQuery
 from cumulo.runtimes.local.runs import Run, RunStore
 from cumulo.runtimes.local.wiring import message_json
 
@@ -52,16 +52,6 @@ def emitted_by(message: Message) -> str | None:
     return source[len(FUNCTION_SOURCE) :] if source.startswith(FUNCTION_SOURCE) else None
 
 
-def parse_time(value: str | None) -> float | None:
-    """Unix seconds, or an ISO 8601 time (local time when it has no zone)."""
-    if not value:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return datetime.fromisoformat(value).timestamp()
-
-
 @dataclass(frozen=True)
 class EventQuery:
     type: str = ""
@@ -72,14 +62,15 @@ class EventQuery:
     limit: int = 100
 
     @classmethod
-    def from_params(cls, params: Any) -> EventQuery:
+    def of(cls, search: SearchQuery) -> EventQuery:
+        """The filters of a checked ``/api/events/search`` or ``/ui/events`` query."""
         return cls(
-            type=params.get("type", "").strip(),
-            source=params.get("source", "").strip(),
-            subject=params.get("subject", "").strip(),
-            since=parse_time(params.get("since")),
-            until=parse_time(params.get("until")),
-            limit=int(params.get("limit") or 100),
+            type=search.type.strip(),
+            source=search.source.strip(),
+            subject=search.subject.strip(),
+            since=search.since,
+            until=search.until,
+            limit=search.limit,
         )
 
     def matches(self, message: Message) -> bool:
