@@ -84,8 +84,9 @@ class Client:
         timeout: float = 300,
     ) -> HttpAnswer:
         headers = dict(headers or {})
-        if self.settings.api_token:  # the gateway's admin routes need it (CUMULO_API_TOKEN)
-            headers["Authorization"] = f"Bearer {self.settings.api_token}"
+        token = self.settings.api_token or self._publish_token(method, path)
+        if token:  # the gateway's protected routes need it (CUMULO_API_TOKEN)
+            headers["Authorization"] = f"Bearer {token}"
         request = urllib.request.Request(
             self.require_gateway() + path, data=body, headers=headers, method=method
         )
@@ -115,6 +116,11 @@ class Client:
         event = tracing.ensure_trace(event)
         self.publish_events([event], topic=topic)
         return event
+
+    def _publish_token(self, method: str, path: str) -> str | None:
+        """A function's publish-only token, for the one route it authorises."""
+        is_publish = method == "POST" and path.split("?", 1)[0] == "/events"
+        return self.settings.publish_token if is_publish else None
 
     def publish_events(self, events: list[Event], *, topic: str = "default") -> None:
         events = [tracing.ensure_trace(event) for event in events]  # a new trace if none

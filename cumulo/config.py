@@ -77,7 +77,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     api_token: str | None = Field(
         default=None,
-        description="When set, /api/*, /metrics and POST /events need 'Bearer <token>'.",
+        description="When set, /api/*, /metrics, POST /events and non-public /fn/* need"
+        " 'Bearer <token>'.",
+    )
+    publish_token: str | None = Field(
+        default=None,
+        description="What `cumulo up` gives its functions (with an API token set): it"
+        " authorises POST /events and nothing else.",
     )
     otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP collector URL; when set, spans are exported."

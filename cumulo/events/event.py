@@ -160,7 +160,16 @@ def _attributes_of(envelope: Any) -> dict[str, Any]:
         raise InvalidEventError(
             [f"a CloudEvent must be a JSON object, not {type(envelope).__name__}"]
         )
-    return {k: v for k, v in envelope.items() if k not in ("data", "data_base64")}
+    return {
+        k: _json_integer(v) for k, v in envelope.items() if k not in ("data", "data_base64")
+    }
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON number with no fraction (``-12551.0``) is the spec's Integer: keep it as an int."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _structural_problems(attributes: Mapping[str, Any]) -> list[str]:

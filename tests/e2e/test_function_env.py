@@ -34,6 +34,10 @@ def show(request):
 
 @functions_framework.cloud_event
 def show_in_job(event):
+    from cumulo.events.event import new_event
+    from cumulo.functions.context import FunctionContext
+
+    FunctionContext.current().publish(new_event("test.progress", "show-in-job", {"step": 1}))
     return {"type": "test.environment", "data": dict(os.environ)}
 """
 FUNCTION = """\
@@ -86,6 +90,7 @@ def assert_only_what_the_spec_declares(env: dict[str, Any], function: str) -> No
         "CUMULO_PARAMS",
         "CUMULO_PROJECT_DIR",
         "CUMULO_STATE_DIR",
+        "CUMULO_PUBLISH_TOKEN",  # publish-only: see the test below
     }
 
 
@@ -105,3 +110,23 @@ def test_a_job_function_sees_only_what_its_spec_declares(platform: RunningPlatfo
     assert answer.status == 200, answer.body
     assert answer.headers["ce-type"] == "test.environment"
     assert_only_what_the_spec_declares(answer.json(), "show-in-job")
+    listed = platform.request("GET", "/api/events", headers=AUTH).json()
+    assert "test.progress" in [m["event"]["type"] for m in listed]  # with its publish token
+
+
+def test_a_functions_publish_token_publishes_and_opens_nothing_else(platform: RunningPlatform):
+    publish_token = platform.request("GET", "/fn/show", headers=AUTH).json()["CUMULO_PUBLISH_TOKEN"]
+    own = {"Authorization": f"Bearer {publish_token}"}
+    event = json.dumps(cloudevent("test.progress", {"step": 1}, id="p1")).encode()
+
+    published = platform.request(
+        "POST", "/events", event, {**own, "Content-Type": "application/cloudevents+json"}
+    )
+
+    assert published.status == 202, published.body
+    assert platform.request("GET", "/api/status", headers=own).status == 401
+    assert platform.request("GET", "/api/events", headers=own).status == 401
+    assert platform.request("GET", "/fn/show", headers=own).status == 401
+    assert platform.request("GET", "/metrics", headers=own).status == 401
+    listed = platform.request("GET", "/api/events", headers=AUTH).json()
+    assert [m["event"]["id"] for m in listed] == ["p1"]

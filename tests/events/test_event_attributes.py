@@ -101,6 +101,13 @@ def test_integers_and_booleans_in_range_are_extensions_too() -> None:
     assert structured(attributes)[0].attributes == attributes
 
 
+@pytest.mark.parametrize("decode", [structured, batch], ids=lambda f: f.__name__)
+def test_a_json_number_without_a_fraction_is_an_integer(decode) -> None:
+    [event] = decode({**BASE, "priority": -12551.0})
+    assert event.attributes["priority"] == -12551 and type(event.attributes["priority"]) is int
+    assert "signed 32-bit range" in problems(decode, {**BASE, "priority": 1e300})
+
+
 def test_every_problem_is_reported_at_once() -> None:
     found = problems(structured, {"specversion": "1.0", "datacontenttype": 5, "time": "x"})
     for part in ("'id'", "'source'", "'type'", "'datacontenttype'", "'time'"):

@@ -8,6 +8,10 @@ Bearer``. A function whose spec says ``access: public`` is the exception: its
 their own signatures) and ``/healthz`` stay public. Without a token, nothing is
 protected.
 
+A function gets a token of its own instead (``CUMULO_PUBLISH_TOKEN``, made
+anew by each ``cumulo up``): it authorises ``POST /events`` and nothing else,
+so a running job can publish its progress without holding the API token.
+
 The platform's credentials never reach a function: on ``/fn/*`` the gateway
 drops an ``Authorization`` header that carries the API token and the
 dashboard's cookie before the request is proxied.
@@ -146,10 +150,17 @@ class BearerAuth:
     :func:`public_functions`).
     """
 
-    def __init__(self, app, token: str | None, public: Collection[str] = ()):
+    def __init__(
+        self,
+        app,
+        token: str | None,
+        public: Collection[str] = (),
+        publish_token: str | None = None,
+    ):
         self.app = app
         self.token = token.encode() if token else None
         self.public = frozenset(public)
+        self.publish_token = publish_token.encode() if publish_token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.token is None or scope["type"] != "http":
@@ -158,12 +169,24 @@ class BearerAuth:
         path = scope["path"]
         if is_protected(path, self.public):
             given = given_token(scope)
-            if given is None or not hmac.compare_digest(given, self.token):
+            if given is None or not self._authorises(given, scope):
                 await self._refuse(path, send, missing=given is None)
                 return
         if function_name(path) is not None:
             scope = without_platform_credentials(scope, self.token)
         await self.app(scope, receive, send)
+
+    def _authorises(self, given: bytes, scope: Scope) -> bool:
+        """The API token opens every protected route; the publish token only ``POST /events``."""
+        assert self.token is not None
+        if hmac.compare_digest(given, self.token):
+            return True
+        publishing = scope["path"] == "/events" and scope.get("method") == "POST"
+        return (
+            publishing
+            and self.publish_token is not None
+            and hmac.compare_digest(given, self.publish_token)
+        )
 
     async def _refuse(self, path: str, send: Send, *, missing: bool) -> None:
         challenge = REALM if missing else REALM + ', error="invalid_token"'

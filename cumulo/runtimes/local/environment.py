@@ -7,7 +7,9 @@ and job runs forked from it) gets exactly:
    ``HOME``, ``LANG``, ``LC_*``, ``TZ``, ``TMPDIR``, ``PYTHON*``, ``VIRTUAL_ENV``,
    ``SSL_CERT_FILE``/``SSL_CERT_DIR``);
 2. the worker's own settings (:class:`~cumulo.config.FunctionSettings`):
-   ``CUMULO_FUNCTION``, ``CUMULO_PROJECT_DIR``, ``CUMULO_STATE_DIR``, ``CUMULO_PARAMS``;
+   ``CUMULO_FUNCTION``, ``CUMULO_PROJECT_DIR``, ``CUMULO_STATE_DIR``, ``CUMULO_PARAMS``,
+   and, with an API token set, ``CUMULO_PUBLISH_TOKEN`` (it authorises
+   ``POST /events`` only: :mod:`cumulo.runtimes.local.auth`);
 3. its ``spec.env``, on top of those;
 4. the secrets its ``spec.secrets`` names, each under its variable
    (:attr:`~cumulo.spec.models.SecretRef.variable`), read from the platform's
@@ -31,11 +33,15 @@ from cumulo.spec.models import Function, SecretRef
 log = logging.getLogger("cumulo.environment")
 
 
-def function_environment(function: Function, *, project: Path, state: Path) -> dict[str, str]:
+def function_environment(
+    function: Function, *, project: Path, state: Path, publish_token: str | None = None
+) -> dict[str, str]:
     """The whole environment of ``function``'s processes (see the module docstring)."""
+    publishing = {"CUMULO_PUBLISH_TOKEN": publish_token} if publish_token else {}
     return {
         **basic_environment(),
         **worker_settings(function, project=project, state=state),
+        **publishing,
         **function.spec.env,
         **declared_secrets(function.name, function.spec.secrets),
     }

@@ -106,6 +106,7 @@ class Gateway:
                     BearerAuth,
                     token=platform.settings.api_token,
                     public=public_functions(platform.project.functions.values()),
+                    publish_token=platform.publish_token,
                 ),
             ],
         )

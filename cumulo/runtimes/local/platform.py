@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import os
+import secrets
 import signal
 import threading
 from collections.abc import Coroutine, Iterator
@@ -88,6 +89,8 @@ class Platform:
         self.dispatchers: list[TriggerDispatcher] = []
         self.sources: list[Running] = []
         self.webhooks: dict[str, HttpSource] = {}
+        # with auth on, what functions publish with (POST /events only): see .auth
+        self.publish_token = secrets.token_urlsafe(32) if settings.api_token else None
         self.telemetry = Telemetry(self)  # metrics registry, span export
         self.dapr = DaprPush(self)  # embedded dapr:// buses: sidecars, push delivery
         self.gateway = Gateway(self)
@@ -169,7 +172,9 @@ class Platform:
 
     def _function_env(self, function: Function) -> dict[str, str]:
         """A function's whole environment: what its spec declares (see :mod:`.environment`)."""
-        return function_environment(function, project=self.project.root, state=self.state)
+        return function_environment(
+            function, project=self.project.root, state=self.state, publish_token=self.publish_token
+        )
 
     def _start_dispatchers(self) -> None:
         triggers = self.project.all_triggers()
