@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 import orjson
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from cumulo.errors import InvalidEventError
@@ -33,19 +33,10 @@ from cumulo.events.cloudevent import (
     structured_http,
 )
 from cumulo.events.event import Event, from_envelope, from_json, to_json
+from tests.fuzz.budget import fuzz
 
 TIGHT = EdgeRules(max_attributes=10, max_attribute_bytes=64, max_batch_events=4, max_data_depth=4)
 RULES = st.sampled_from([SPEC_ONLY, TIGHT])
-
-
-def fuzz(examples: int):
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
 
 
 # --- what messages are made of -----------------------------------------------------------

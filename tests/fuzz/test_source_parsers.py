@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from cumulo.errors import InvalidEventError, WebhookRejectedError
@@ -37,6 +37,7 @@ from cumulo.events.sources.signatures import verifier
 from cumulo.events.sources.webhook import Delivery, HttpSource, WebhookSource
 from cumulo.runtimes.local.sources import SqliteDeliveries
 from cumulo.spec.models import EventSource
+from tests.fuzz.budget import fuzz
 
 TESTDATA = Path(__file__).resolve().parents[2].parent / "shared" / "testdata"
 PUSHES = {
@@ -50,16 +51,6 @@ FIELDS = [
     "eTag", "eventName", "eventTime", "Message", "Body", "body", "Sns", "Type", "EventSource",
     "eventSource", "specversion", "id", "source", "type", "data", "data_base64", "time",
 ]  # fmt: skip
-
-
-def fuzz(examples: int):
-    return settings(
-        max_examples=examples,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
 
 
 # --- values --------------------------------------------------------------------------------
