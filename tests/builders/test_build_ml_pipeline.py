@@ -103,11 +103,12 @@ def test_build_and_run_ml_pipeline(
         )  # fmt: skip
         with pytest.raises(urllib.error.HTTPError) as caught:
             urllib.request.urlopen(request, timeout=30)
+        answer = caught.value
+        body = answer.read()  # before the server stops: the body may still be on its way
     finally:
         stop(process)
-    answer = caught.value
     assert answer.code == 503 and answer.headers["Content-Type"].startswith(
         "application/problem+json"
     )
-    problem = json.loads(answer.read())
+    problem = json.loads(body)
     assert "no champion yet" in problem["detail"], problem
