@@ -56,7 +56,6 @@ from starlette.routing import Route
 from cumulo.errors import BusError, CumuloError, InvalidEventError, RuntimeFailure
 from cumulo.events import delivery, tracing
 from cumulo.events.bus import Bus, BusSettings, bus_from_url
-from cumulo.events.bus.dapr import DaprBus
 from cumulo.events.cloudevent import events_from_http
 from cumulo.events.event import Event
 from cumulo.events.filters import compile_filter
@@ -91,38 +90,6 @@ class EmbeddedUrl:
         if parts.scheme != "dapr" or not broker:
             return None
         return cls(parts.netloc or parts.path.strip("/") or "pubsub", broker[0])
-
-
-class EmbeddedDaprBus(DaprBus):
-    """Publishes through the platform's sidecar; lists topics through the broker's bus."""
-
-    def __init__(self, url: str, settings: BusSettings, reader: Bus | None):
-        super().__init__(url, bus_settings=settings)
-        self.reader = reader
-
-    async def start(self) -> None:
-        await super().start()
-        if self.reader is not None:
-            await self.reader.start()
-
-    async def close(self) -> None:
-        await super().close()
-        if self.reader is not None:
-            await self.reader.close()
-
-    async def read(self, topic: str, **options: Any) -> Any:
-        if self.reader is None:
-            return await super().read(topic, **options)
-        return await self.reader.read(topic, **options)
-
-    async def topics(self) -> list[str]:
-        return await (self.reader or super()).topics()
-
-    async def groups(self) -> list[Any]:
-        return []  # Dapr's consumer groups are the sidecars'
-
-    async def trim(self) -> int:
-        return 0  # retention is the broker's
 
 
 class DaprPush:
@@ -170,6 +137,8 @@ class DaprPush:
         bus_settings = BusSettings(resource.spec.dedup_window, resource.spec.retention, {})
         self.embedded[name] = embedded
         address = f"dapr://127.0.0.1:{sidecar.grpc_port}/{embedded.component}"
+        from cumulo.runtimes.local.dapr_embedded import EmbeddedDaprBus  # the dapr extra
+
         return EmbeddedDaprBus(address, bus_settings, reader)
 
     async def start_subscribers(self, port: int) -> None:
