@@ -40,6 +40,7 @@ from cumulo.events.bus.names import trigger_group
 from cumulo.events.cloudevent import events_from_http
 from cumulo.events.event import Event
 from cumulo.runtimes.local import api_input, openapi
+from cumulo.runtimes.local.api_input import problem
 from cumulo.runtimes.local.api_models import EventsQuery, Replay
 from cumulo.runtimes.local.auth import BearerAuth, public_functions
 from cumulo.runtimes.local.dashboard import Dashboard
@@ -69,10 +70,6 @@ HOP_BY_HOP = frozenset(
         "proxy-authenticate",
     }
 )
-
-
-def problem(status: int, slug: str, title: str, detail: str, **headers: str) -> Response:
-    return answer(contract.problem(status, slug, title, detail, "GatewayError"), **headers)
 
 
 class Gateway:
@@ -123,7 +120,9 @@ class Gateway:
         except InvalidEventError as e:
             return answer(contract.invalid_request_response(e))
         except BusUnavailableError as e:
-            return problem(503, "bus-unavailable", "Bus unavailable", str(e), retry_after="1")
+            return problem(
+                503, "bus-unavailable", "Bus unavailable", str(e), headers={"retry_after": "1"}
+            )
         return JSONResponse(
             {"accepted": len(events), "ids": [e.id for e in events], "offsets": offsets},
             status_code=202,
