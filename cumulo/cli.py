@@ -7,6 +7,8 @@ import json
 import logging
 import sys
 import time
+import traceback
+import typing
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,7 +21,13 @@ from rich.table import Table
 from cumulo.client import Client, GatewayError
 from cumulo.cluster_cli import register as register_cluster_commands
 from cumulo.config import Settings
-from cumulo.errors import CumuloError, FunctionNotFoundError, SpecError, StatePathError
+from cumulo.errors import (
+    CumuloError,
+    FunctionNotFoundError,
+    MissingExtraError,
+    SpecError,
+    StatePathError,
+)
 from cumulo.events.event import new_event, to_json
 from cumulo.models_cli import app as models_app
 
@@ -38,8 +46,14 @@ Modules = Annotated[list[str], typer.Option("--module", "-m", help="Extra Python
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    errors.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def failure(error: CumuloError) -> typer.Exit:
+    """:func:`fail` for one of our errors: exit 2 for a usage problem (the spec, a missing
+    extra), 1 for anything that went wrong while running."""
+    return fail(str(error), 2 if isinstance(error, (SpecError, MissingExtraError)) else 1)
 
 
 def parse_json(text: str | None, option: str) -> Any:
@@ -92,7 +106,7 @@ def up(
         try:
             runner.run(Platform(loaded, settings).run(on_ready=print_ready))
         except CumuloError as e:
-            raise fail(str(e)) from e
+            raise failure(e) from e
 
 
 def print_ready(platform: Any) -> None:
@@ -111,9 +125,33 @@ def print_ready(platform: Any) -> None:
 
 @app.command()
 def worker(
-    target: Annotated[str, typer.Option(help="The function, as module:attr.")],
-    source: Annotated[Path, typer.Option(help="Folder to import the module from.")] = Path("."),
-    signature: Annotated[str | None, typer.Option(help="http or cloudevent.")] = None,
+    target: Annotated[
+        str,
+        typer.Option(
+            envvar="FUNCTION_TARGET",
+            help="The function: module:attr (from the --source folder), or a function name "
+            "(from the --source file, as functions-framework takes it).",
+        ),
+    ],
+    source: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="FUNCTION_SOURCE", help="Folder (module:attr) or file (default main.py)."
+        ),
+    ] = None,
+    signature: Annotated[
+        str | None,
+        typer.Option(
+            "--signature-type",
+            "--signature",
+            envvar="FUNCTION_SIGNATURE_TYPE",
+            help="http, cloudevent, event or typed (a functions-framework decorator wins).",
+        ),
+    ] = None,
+    asgi: Annotated[
+        bool,
+        typer.Option(envvar="FUNCTION_USE_ASGI", help="Serve as functions-framework's ASGI mode."),
+    ] = False,
     name: Annotated[str | None, typer.Option(help="Function name.")] = None,
     host: Annotated[
         str, typer.Option(help="Address to listen on; a container passes 0.0.0.0.")
@@ -121,26 +159,46 @@ def worker(
     port: Annotated[int | None, typer.Option(help="Default: $PORT, else 8080.")] = None,
     concurrency: Annotated[int, typer.Option(min=1)] = 16,
 ) -> None:
-    """Host one function over HTTP: the entrypoint of a function's container."""
+    """Host one function over HTTP: the entrypoint of a function's container.
+
+    Takes functions-framework's command line too: `cumulo worker --target f --source main.py`.
+    """
     from cumulo.config import WorkerSettings
     from cumulo.runtimes.worker.app import build_app
     from cumulo.runtimes.worker.serve import serve
-    from cumulo.runtimes.worker.target import detect_signature, load_target
 
+    loaded = load_worker_function(target, source)
+    settings = WorkerSettings()
     try:
-        fn = load_target(target, source)
+        app_: Any = build_app(
+            loaded,
+            signature=typing.cast(Any, signature),
+            name=name or loaded.target,
+            concurrency=concurrency,
+            asgi=asgi,
+        )
     except CumuloError as e:
         raise fail(str(e), 2) from e
-    kind = detect_signature(fn, signature)
-    settings = WorkerSettings()
-    app_: Any = build_app(
-        fn, signature=kind, name=name or target.rsplit(":", 1)[1], concurrency=concurrency
-    )
     if settings.app_api_token:  # Dapr's sidecar sends it on every callback
         from cumulo.runtimes.worker.dapr import DaprTokenCheck
 
         app_ = DaprTokenCheck(app_, settings.app_api_token)
     serve(app_, host=host, port=port if port is not None else settings.port)
+
+
+def load_worker_function(target: str, source: Path | None) -> Any:
+    """The worker's function; a clear error line (and the user's traceback) when it fails."""
+    from functions_framework.exceptions import FunctionsFrameworkException
+
+    from cumulo.runtimes.worker.target import load_function
+
+    try:
+        return load_function(target, source)
+    except (CumuloError, FunctionsFrameworkException) as e:
+        raise fail(f"{type(e).__name__}: {e}", 2) from e
+    except Exception as e:  # the user's module failed to import: show where
+        traceback.print_exception(e)
+        raise fail(f"{type(e).__name__}: {e}", 2) from e
 
 
 @app.command()
@@ -163,7 +221,7 @@ def job(
     except SpecError as e:
         raise fail(str(e), 2) from e
     except CumuloError as e:
-        raise fail(str(e)) from e
+        raise failure(e) from e
     raise typer.Exit(code)
 
 
@@ -195,7 +253,7 @@ def publish(
             type, parse_json(data, "--data"), source=source, subject=subject, topic=topic
         )
     except CumuloError as e:
-        raise fail(str(e)) from e
+        raise failure(e) from e
     console.print(f"published {event.type} [dim]id={event.id}[/dim]")
     if follow:
         from cumulo.watch import CHAIN_ENDS, Watch
@@ -212,7 +270,7 @@ def follow_events(
             lambda offset: client.events(topic, after=offset, limit=500), after, timeout
         )
     except CumuloError as e:
-        raise fail(str(e)) from e
+        raise failure(e) from e
     except KeyboardInterrupt:
         return
     if not done:
@@ -241,7 +299,7 @@ def invoke(
             method.upper(), f"/fn/{name}/{path.lstrip('/')}", body or None, headers
         )
     except CumuloError as e:
-        raise fail(str(e)) from e
+        raise failure(e) from e
     style = "green" if answer.status < 400 else "red"
     errors.print(f"[{style}]HTTP {answer.status}[/{style}]")
     for key, value in answer.headers.items():
@@ -274,7 +332,7 @@ def events(
                 return
             time.sleep(0.5)
     except CumuloError as e:
-        raise fail(str(e)) from e
+        raise failure(e) from e
     except KeyboardInterrupt:
         return
 
@@ -295,7 +353,7 @@ def watch(
     try:
         start = last_offset(client, topic)
     except CumuloError as e:
-        raise fail(str(e)) from e
+        raise failure(e) from e
     follow_events(client, Watch(console, until), topic, start, timeout)
 
 
@@ -402,7 +460,7 @@ def status(project: DirOption = Path(".")) -> None:
     try:
         info = Client(project).status()
     except CumuloError as e:
-        raise fail(str(e)) from e
+        raise failure(e) from e
     console.print(f"[bold]cumulo[/bold] at {info['url']} (pid {info['pid']})")
     table = Table("function", "mode", "replicas", "invocations", "errors", "cold starts")
     for fn in info["functions"]:
@@ -459,7 +517,7 @@ def replay(
         if answer.status != 200:
             raise GatewayError(answer)
     except CumuloError as e:
-        raise fail(str(e)) from e
+        raise failure(e) from e
     console.print(f"replaying {answer.json()['replayed']} event(s)")
 
 
@@ -522,7 +580,7 @@ def source_run(
     except SpecError as e:
         raise fail(str(e), 2) from e
     except CumuloError as e:
-        raise fail(str(e)) from e
+        raise failure(e) from e
 
 
 @app.command()
@@ -553,7 +611,7 @@ def build(
     except SpecError as e:
         raise fail(str(e), 2) from e
     except CumuloError as e:
-        raise fail(str(e)) from e
+        raise failure(e) from e
 
 
 register_cluster_commands(app)  # deploy, delete, cluster-status

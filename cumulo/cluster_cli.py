@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cumulo.config import Settings
-from cumulo.errors import CumuloError, SpecError
+from cumulo.errors import CumuloError, MissingExtraError, SpecError
 
 console = Console()
 errors = Console(stderr=True)
@@ -46,14 +46,14 @@ def register(app: typer.Typer) -> None:
 
 @contextmanager
 def _reported() -> Iterator[None]:
-    """Own errors as ``error: message`` and exit 2 (specs) or 1 (everything else)."""
+    """Own errors as ``error: message``; exit 2 (specs, a missing extra) or 1 (everything else)."""
     try:
         yield
-    except SpecError as e:
-        errors.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
+    except (SpecError, MissingExtraError) as e:
+        errors.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from e
     except CumuloError as e:
-        errors.print(f"[red]error:[/red] {escape(str(e))}", highlight=False)
+        errors.print(f"[red]error:[/red] {escape(str(e))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from e
 
 

@@ -40,6 +40,20 @@ class CapabilityError(PermanentError):
     """
 
 
+class MissingExtraError(PermanentError):
+    """What was asked for needs an optional part of Cumulo that is not installed.
+
+    The message names the extra (``redis:// needs the redis client: pip install
+    'cumulo[redis]'``); :mod:`cumulo.extras` makes every one. It is a
+    :class:`PermanentError` because retrying an event cannot install anything:
+    a function that needs the extra dead-letters the event at once, with this reason.
+    """
+
+    def __init__(self, message: str, *, extra: str, needed_by: str):
+        super().__init__(message)
+        self.extra, self.needed_by = extra, needed_by
+
+
 # --- specs -----------------------------------------------------------------
 
 
@@ -172,7 +186,7 @@ class BusUnavailableError(BusError):
 
 
 class UnknownBackendError(BusError):
-    """No bus backend is registered for a URL scheme, or its extra is missing."""
+    """No bus backend is registered for a URL scheme (a missing extra: MissingExtraError)."""
 
 
 class BusOperationUnsupportedError(BusError):

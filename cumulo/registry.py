@@ -42,7 +42,7 @@ from cumulo.spec.models import (
 
 F = TypeVar("F", bound=Callable[..., Any])
 _FRAMEWORK_REGISTRY = "functions_framework._function_registry"
-_FRAMEWORK_SIGNATURES = ("http", "cloudevent")
+_FRAMEWORK_SIGNATURES = ("http", "cloudevent", "event", "typed")
 
 
 @dataclass(frozen=True)
@@ -145,7 +145,7 @@ def function(
     mode: Literal["service", "job"] = "service",
     scale: Scale | Mapping[str, Any] | None = None,
     timeout: float | str | None = None,
-    signature: Literal["http", "cloudevent"] | None = None,
+    signature: Literal["http", "cloudevent", "event", "typed"] | None = None,
     env: Mapping[str, str] | None = None,
     params: Mapping[str, Any] | None = None,
     resources: Resources | Mapping[str, Any] | None = None,

@@ -84,7 +84,9 @@ class Watch:
         label = f"{data.get('function', '')} {data.get('model', '')}: {data.get('message', '')}"
         if run not in self.bars:
             self.bars[run] = self.progress.add_task(label, total=100)
-        self.progress.update(self.bars[run], completed=float(data.get("percent", 0)), description=label)
+        self.progress.update(
+            self.bars[run], completed=float(data.get("percent", 0)), description=label
+        )
 
     def follow(self, page: Page, after: int, timeout: float | None = None) -> bool:
         """Show events after ``after`` until an ``--until`` type arrives; False on timeout."""

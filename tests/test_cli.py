@@ -14,8 +14,14 @@ def cumulo(*args: str, state: Path | None = None) -> subprocess.CompletedProcess
     env = {**os.environ, "COLUMNS": "200"}
     if state is not None:
         env["CUMULO_STATE_DIR"] = str(state)
-    return subprocess.run([sys.executable, "-m", "cumulo", *args], capture_output=True,
-                          text=True, env=env, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "cumulo", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def test_validate_reports_every_mistake_as_file_path_message():
@@ -24,8 +30,10 @@ def test_validate_reports_every_mistake_as_file_path_message():
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.startswith("examples/")]
     assert len(lines) == 10
-    assert "examples/invalid/cumulo.yaml:Function/train.spec.scale.max: " \
-           "Input should be greater than or equal to 1" in lines
+    assert (
+        "examples/invalid/cumulo.yaml:Function/train.spec.scale.max: "
+        "Input should be greater than or equal to 1" in lines
+    )
     assert "10 problem(s) found" in result.stderr
 
 
@@ -36,8 +44,9 @@ def test_validate_accepts_a_good_project():
 
 
 def test_publish_without_a_platform_waits_on_the_bus(tmp_path):
-    published = cumulo("publish", "test.offline", "--data", '{"n": 1}', "--dir",
-                       "examples/hello", state=tmp_path)
+    published = cumulo(
+        "publish", "test.offline", "--data", '{"n": 1}', "--dir", "examples/hello", state=tmp_path
+    )
     assert published.returncode == 0, published.stderr
 
     listed = cumulo("events", "--dir", "examples/hello", state=tmp_path)
@@ -47,8 +56,9 @@ def test_publish_without_a_platform_waits_on_the_bus(tmp_path):
 
 
 def test_bad_json_data_is_refused_before_anything_is_published(tmp_path):
-    result = cumulo("publish", "test.x", "--data", "{nope", "--dir", "examples/hello",
-                    state=tmp_path)
+    result = cumulo(
+        "publish", "test.x", "--data", "{nope", "--dir", "examples/hello", state=tmp_path
+    )
     assert result.returncode == 2
     assert "--data is not valid JSON" in result.stderr
     assert not (tmp_path / "bus.db").exists()
@@ -99,8 +109,9 @@ def test_logs_of_a_run_id_that_climbs_out_of_the_state_folder_are_refused(tmp_pa
     project = hello_project(tmp_path)
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "log.txt").write_text(SECRET)  # STATE/runs/../../x/log.txt
-    result = cumulo("logs", "hello", "--run", "../../x", "--dir", str(project),
-                    state=tmp_path / "state")
+    result = cumulo(
+        "logs", "hello", "--run", "../../x", "--dir", str(project), state=tmp_path / "state"
+    )
     refused(result, tmp_path, "a run id is 1-64 letters, digits, '-' or '_'")
 
 
@@ -109,8 +120,9 @@ def test_a_run_log_linked_to_a_file_outside_the_state_folder_is_refused(tmp_path
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "log.txt").write_text(SECRET)
     (tmp_path / "state" / "runs" / "planted").symlink_to(tmp_path / "x")
-    result = cumulo("logs", "hello", "--run", "planted", "--dir", str(project),
-                    state=tmp_path / "state")
+    result = cumulo(
+        "logs", "hello", "--run", "planted", "--dir", str(project), state=tmp_path / "state"
+    )
     refused(result, tmp_path, "the log of run 'planted' would lie outside the state folder")
 
 
@@ -130,10 +142,12 @@ def test_logs_of_a_function_and_of_a_run_inside_the_state_folder_are_printed(tmp
     (state / "runs" / "20261122-101500-a1b2c3" / "log.txt").write_text("run said hello\n")
 
     function_log = cumulo("logs", "hello", "--dir", str(project), state=state)
-    run_log = cumulo("logs", "hello", "--run", "20261122-101500-a1b2c3", "--dir", str(project),
-                     state=state)
-    missing = cumulo("logs", "hello", "--run", "20261122-101500-ffffff", "--dir", str(project),
-                     state=state)
+    run_log = cumulo(
+        "logs", "hello", "--run", "20261122-101500-a1b2c3", "--dir", str(project), state=state
+    )
+    missing = cumulo(
+        "logs", "hello", "--run", "20261122-101500-ffffff", "--dir", str(project), state=state
+    )
 
     assert (function_log.returncode, function_log.stdout) == (0, "worker said hello\n")
     assert (run_log.returncode, run_log.stdout) == (0, "run said hello\n")

@@ -1,13 +1,16 @@
-"""The CloudEvents 1.0 rules for context attributes, and the edge's size limits.
+"""The CloudEvents 1.0 and 0.3 rules for context attributes, and the edge's size limits.
 
 :func:`validate_attributes` checks what the spec requires of every event
 Cumulo takes in or publishes, and returns every problem it finds:
 
 - ``id``, ``source`` and ``type`` are non-empty strings; ``source`` is a
-  URI-reference; ``specversion`` is ``1.0``;
+  URI-reference; ``specversion`` is ``1.0`` or ``0.3``;
 - ``datacontenttype`` is a media type (RFC 2045/9110: ``type/subtype`` and
   ``; name=value`` parameters), so it can always travel as a Content-Type
-  header; ``dataschema`` is an absolute URI; ``time`` is an RFC 3339 timestamp;
+  header; ``time`` is an RFC 3339 timestamp;
+- in 1.0, ``dataschema`` is an absolute URI; in 0.3, ``schemaurl`` is a
+  URI-reference and ``datacontentencoding`` an RFC 2045 encoding name (a token
+  such as ``base64``). Each version's names are plain extensions in the other;
 - extension names are 1-20 lowercase letters or digits; every value is a
   string, a boolean or an integer in the spec's signed 32-bit range;
 - every string is the spec's String: no control characters (U+0000-U+001F,
@@ -32,6 +35,9 @@ from typing import Any
 from urllib.parse import quote
 
 SPEC_VERSION = "1.0"
+"""The version of the events Cumulo makes."""
+SPEC_VERSIONS = ("1.0", "0.3")
+"""The versions Cumulo reads, and keeps as they came."""
 REQUIRED = ("id", "source", "specversion", "type")
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 _UNBOUNDED = 1 << 62
@@ -46,6 +52,7 @@ _QUOTED = r'"(?:[^"\\\x00-\x08\x0a-\x1f\x7f]|\\[^\x00-\x08\x0a-\x1f\x7f])*"'
 _MEDIA_TYPE = re.compile(
     rf"{_TOKEN}/{_TOKEN}(?:[ \t]*;[ \t]*(?:{_TOKEN}=(?:{_TOKEN}|{_QUOTED}))?)*[ \t]*"
 )
+_ENCODING = re.compile(_TOKEN)
 _URI_CHARS = r"(?:[^\s\"<>\\^`{|}%]|%[0-9A-Fa-f]{2})*"
 _URI_SAFE = "/:?#[]@!$&'()*+,;=~"
 _SCHEME = r"[A-Za-z][A-Za-z0-9+.-]*:"
@@ -88,16 +95,17 @@ def validate_attributes(attributes: Mapping[str, Any], rules: EdgeRules = SPEC_O
             f"{len(attributes)} attributes are over the max_event_attributes limit of {most}"
         )
     longest = rules.max_attribute_bytes or _UNBOUNDED
+    typed = rules_of(attributes)
     for name, value in attributes.items():
         # The common case first, without a call: a printable ASCII string of a valid size.
         plain = value.__class__ is str and value.isascii() and value.isprintable()
         if plain and len(value) <= longest:
-            rule = _RULES.get(name)
+            rule = typed.get(name)
             if rule is None and _EXTENSION_NAME.fullmatch(name):
                 continue
             if rule is not None and rule(name, value) is None:
                 continue
-        problem = _name_problem(name) or _value_problem(name, value, rules)
+        problem = _name_problem(name) or _value_problem(name, value, rules, typed)
         if problem:
             problems.append(problem)
     return problems
@@ -111,8 +119,8 @@ def _name_problem(name: Any) -> str | None:
     return "attribute names must be 1-20 lowercase letters or digits"
 
 
-def _value_problem(name: str, value: Any, rules: EdgeRules) -> str | None:
-    rule = _RULES.get(name)
+def _value_problem(name: str, value: Any, rules: EdgeRules, typed: _Rules) -> str | None:
+    rule = typed.get(name)
     if rule is not None:
         if not isinstance(value, str):
             return f"attribute '{name}' must be a string, not {_kind(value)}"
@@ -160,9 +168,9 @@ def _any_string(name: str, value: str) -> str | None:
 
 
 def _spec_version(name: str, value: str) -> str | None:
-    if value == SPEC_VERSION:
+    if value in SPEC_VERSIONS:
         return None
-    return f"unsupported specversion '{value[:20]}' (only '{SPEC_VERSION}')"
+    return f"unsupported specversion '{value[:20]}' (only '1.0' or '0.3')"
 
 
 def _uri_reference(name: str, value: str) -> str | None:
@@ -183,6 +191,12 @@ def _media_type(name: str, value: str) -> str | None:
     return f"attribute '{name}' must be a media type such as 'application/json' (RFC 2045)"
 
 
+def _content_encoding(name: str, value: str) -> str | None:
+    if _ENCODING.fullmatch(value):
+        return None
+    return f"attribute '{name}' must be an RFC 2045 encoding name such as 'base64'"
+
+
 def _timestamp(name: str, value: str) -> str | None:
     match = _RFC3339.fullmatch(value)
     if match and (match[3] <= "28" or _is_a_date(match[1], match[2], match[3])):
@@ -198,16 +212,27 @@ def _is_a_date(year: str, month: str, day: str) -> bool:
     return True
 
 
-_RULES: dict[str, Callable[[str, str], str | None]] = {
+_Rules = Mapping[str, Callable[[str, str], str | None]]
+_COMMON: dict[str, Callable[[str, str], str | None]] = {
     "id": _non_empty,
     "type": _non_empty,
     "subject": _any_string,
     "specversion": _spec_version,
     "source": _uri_reference,
-    "dataschema": _uri,
     "datacontenttype": _media_type,
     "time": _timestamp,
 }
+_V1_RULES: _Rules = {**_COMMON, "dataschema": _uri}
+_V03_RULES: _Rules = {
+    **_COMMON,
+    "schemaurl": _uri_reference,
+    "datacontentencoding": _content_encoding,
+}
+
+
+def rules_of(attributes: Mapping[str, Any]) -> _Rules:
+    """The typed attributes of the event's spec version (1.0's for any other value)."""
+    return _V03_RULES if attributes.get("specversion") == "0.3" else _V1_RULES
 
 
 # --- JSON data -----------------------------------------------------------------------
@@ -250,15 +275,16 @@ def repaired(attributes: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """
     fixed: dict[str, Any] = {}
     changed: list[str] = []
+    typed = rules_of(attributes)
     for name, value in attributes.items():
-        if _name_problem(name) is None and _value_problem(name, value, SPEC_ONLY) is None:
+        if _name_problem(name) is None and _value_problem(name, value, SPEC_ONLY, typed) is None:
             fixed[name] = value
             continue
         changed.append(str(name))
         if _name_problem(name) is None:
             text = printable(value if isinstance(value, str) else str(value))
             for candidate in (text, quote(text, safe=_URI_SAFE)):
-                if _value_problem(name, candidate, SPEC_ONLY) is None:
+                if _value_problem(name, candidate, SPEC_ONLY, typed) is None:
                     fixed[name] = candidate
                     break
     return fixed, changed

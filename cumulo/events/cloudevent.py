@@ -4,18 +4,24 @@ This is the one module that imports the ``cloudevents`` SDK (functions-framework
 pins it, so it stays behind this door). The binary-mode codec is hand-written
 because it is on every request's path: it never builds SDK objects.
 
-Data rules, the same in every content mode, so an :class:`Event` does not
-depend on how it travelled:
+CloudEvents 1.0 and 0.3 are read in every content mode (binary, structured,
+batch) and kept as they came: no attribute is added, renamed or dropped.
+``data`` keeps what its content mode says of it:
 
-- a JSON media type (``application/json``, ``text/json``, ``*/*+json``) or no
-  ``datacontenttype`` at all in a JSON envelope: ``data`` is a JSON value;
-- any other media type: ``data`` is ``bytes`` (a structured envelope's string
-  ``data`` is UTF-8 encoded; ``data_base64`` is decoded);
-- an empty binary-mode body: ``data`` is ``None``.
+- binary mode: the body as ``bytes``, or the JSON value it holds under a JSON
+  media type (``application/json``, ``text/json``, ``*/*+json``); an empty body
+  is ``None``;
+- the JSON format (structured, batch): ``data`` as the JSON value it is (a
+  string stays a string, whatever the media type), ``data_base64`` as ``bytes``.
+
+:func:`http_message` sends an event on in the mode that carries all of it,
+and :func:`to_sdk` types its data for a functions-framework function exactly
+as the SDK's ``from_http`` types it on the original request.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
@@ -48,6 +54,7 @@ _HEADER_PREFIX = "ce-"
 _NEEDS_ENCODING = re.compile(r"[^\x21\x23\x24\x26-\x7e]")
 _SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '"%')
 _HEADER_BREAK = re.compile(r"[\x00-\x1f\x7f]")
+_QUOTED_PAIR = re.compile(r"\\(.)")
 
 
 # --- media types -----------------------------------------------------------
@@ -92,7 +99,7 @@ def events_from_http(
     if essence.startswith("application/cloudevents"):
         _require_json_format(essence, STRUCTURED)
         envelope = _load_json(body, "the structured event")
-        return [_normalized(from_envelope(envelope, rules))]
+        return [_checked(from_envelope(envelope, rules))]
     return [_decode_binary(lowered, body, rules)]
 
 
@@ -123,7 +130,7 @@ def _decode_batch(body: bytes, rules: EdgeRules) -> list[Event]:
     problems: list[str] = []
     for index, envelope in enumerate(envelopes):
         try:
-            events.append(_normalized(from_envelope(envelope, rules)))
+            events.append(_checked(from_envelope(envelope, rules)))
         except InvalidEventError as e:
             problems.extend(f"event [{index}]: {problem}" for problem in e.problems)
     if problems:
@@ -133,14 +140,15 @@ def _decode_batch(body: bytes, rules: EdgeRules) -> list[Event]:
 
 def _decode_binary(headers: Mapping[str, str], body: bytes, rules: EdgeRules) -> Event:
     attributes: dict[str, Any] = {}
+    problems: list[str] = []
     for name, value in headers.items():
         if name.startswith(_HEADER_PREFIX):
-            attributes[name[3:]] = _percent_decode(value)
-    problems = (
-        []
-        if attributes
-        else [f"no ce- headers, and '{headers.get('content-type')}' is not {STRUCTURED}"]
-    )
+            try:
+                attributes[name[3:]] = _header_value(value)
+            except UnicodeDecodeError:
+                problems.append(f"header '{name}' does not decode to UTF-8 text")
+    if not attributes and not problems:
+        problems.append(f"no ce- headers, and '{headers.get('content-type')}' is not {STRUCTURED}")
     if "datacontenttype" in attributes:
         problems.append(
             "in binary mode datacontenttype travels as Content-Type, not ce-datacontenttype"
@@ -170,26 +178,42 @@ def _decode_data(body: bytes, content_type: str | None, problems: list[str]) -> 
         return None
 
 
-def _percent_decode(value: str) -> str:
-    if not value.isascii():  # raw UTF-8 that the server decoded as latin-1
-        value = value.encode("latin-1", "replace").decode("utf-8", "replace")
-    return unquote(value) if "%" in value else value
+def _header_value(value: str) -> str:
+    """An attribute's value from its ``ce-`` header, as the HTTP binding decodes it.
+
+    A quoted string (RFC 9110, which older senders wrote) loses its quotes and
+    escapes, then one round of percent-decoding. Raw non-ASCII, which the spec
+    forbids but some SDKs send, is read as the UTF-8 it is. Raises
+    :class:`UnicodeDecodeError` where the bytes are not UTF-8, which the spec
+    says to refuse.
+    """
+    if len(value) > 1 and value[0] == value[-1] == '"':
+        value = _QUOTED_PAIR.sub(r"\1", value[1:-1])
+    if not value.isascii():
+        value = _as_utf8(value)
+    return unquote(value, errors="strict") if "%" in value else value
 
 
-def _normalized(event: Event) -> Event:
-    """Text data of a non-JSON media type becomes bytes, as in binary mode.
+def _as_utf8(value: str) -> str:
+    """Raw UTF-8 that the server decoded as latin-1 (as HTTP servers do), as text."""
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:  # not from the wire: already text
+        return value
+    return raw.decode("utf-8")
 
-    Other JSON data under a non-JSON media type has no bytes of its own (binary
-    mode would send its JSON text as, say, ``text/plain``): the JSON format asks
-    for a string there, so it is refused.
+
+def _checked(event: Event) -> Event:
+    """``event``, unless its data is JSON other than a string under a non-JSON media type.
+
+    Such data has no bytes of its own (binary mode would send its JSON text as,
+    say, ``text/plain``): the JSON format asks for a string there, so it is refused.
     """
     content_type = event.attributes.get("datacontenttype")
-    if event.data is None or isinstance(event.data, bytes):
+    if event.data is None or isinstance(event.data, (bytes, str)):
         return event
     if not content_type or is_json_media_type(content_type):
         return event
-    if isinstance(event.data, str):
-        return Event(event.attributes, event.data.encode())
     raise InvalidEventError(
         [
             "'data' must be a string when datacontenttype is not a JSON media type"
@@ -201,12 +225,47 @@ def _normalized(event: Event) -> Event:
 # --- encoding ----------------------------------------------------------------
 
 
+def http_message(event: Event) -> tuple[dict[str, str], bytes]:
+    """Headers and body that carry all of ``event``: binary mode where it can, else structured.
+
+    What the receiver decodes is ``event`` itself, and the message always has
+    a Content-Type of its own, so no HTTP client adds one (aiohttp labels a
+    bare body ``application/octet-stream``). Binary mode is used when it loses
+    nothing: a ``datacontenttype``, string attributes (every header is text),
+    and data that is none, bytes under a media type that is not JSON, or a JSON
+    value under a JSON one. Anything else (no ``datacontenttype``, an integer
+    or boolean attribute, text or empty bytes under a media type that is not
+    JSON, bytes labelled JSON) goes in structured mode. Raises
+    :class:`~cumulo.errors.EncodingError` as :func:`binary_http` does, in
+    either mode, for a ``datacontenttype`` that is no header value (an event
+    stored before the rules existed).
+    """
+    return binary_http(event) if _binary_carries(event) else structured_http(event)
+
+
+def _binary_carries(event: Event) -> bool:
+    if "datacontenttype" not in event.attributes:
+        return False
+    content_type = _content_type_header(event.attributes["datacontenttype"])
+    if not all(value.__class__ is str for value in event.attributes.values()):
+        return False
+    data = event.data
+    if data is None:
+        return True
+    if isinstance(data, bytes):
+        return bool(data) and not is_json_media_type(content_type)
+    return is_json_media_type(content_type)
+
+
 def binary_http(event: Event) -> tuple[dict[str, str], bytes]:
     """Headers and body of ``event`` in binary content mode.
 
-    Raises :class:`~cumulo.errors.EncodingError` for an event that cannot
-    travel this way (a ``datacontenttype`` that is no header value, data that
-    is not JSON-serializable).
+    Binary mode says less than the event may hold (see :func:`http_message`,
+    which picks the mode that carries all of it): JSON data without a
+    ``datacontenttype`` is sent as ``application/json``. Raises
+    :class:`~cumulo.errors.EncodingError` for an event that cannot travel this
+    way (a ``datacontenttype`` that is no header value, data that is not
+    JSON-serializable).
     """
     headers: dict[str, str] = {}
     content_type = None
@@ -267,11 +326,36 @@ def _percent_encode(text: str) -> str:
 
 
 def to_sdk(event: Event) -> CloudEvent:
-    """The SDK ``CloudEvent`` a functions-framework function expects."""
-    sdk_event = CloudEvent(dict(event.attributes), event.data)
+    """The SDK ``CloudEvent`` a functions-framework function expects.
+
+    Its attributes are the event's, no more: the SDK's default ``time`` is
+    taken out again, as an event without a time has none. Its data is typed
+    as the SDK's ``from_http`` types it on the request the event came in:
+    see :func:`sdk_data`.
+    """
+    sdk_event = CloudEvent(dict(event.attributes), sdk_data(event.data))
     if "time" not in event.attributes:
         del sdk_event["time"]  # the SDK invents one; an event without a time has none
     return sdk_event
+
+
+def sdk_data(data: Any) -> Any:
+    """``data`` as the SDK's ``from_http`` gives it to a function.
+
+    The SDK reads every binary-mode body and every ``data_base64`` as JSON
+    when it parses as JSON, whatever the media type, and as bytes otherwise;
+    it gives empty data as ``None``; it leaves a structured event's ``data``
+    as the JSON value it is. Cumulo keeps bytes as bytes and JSON as decoded
+    JSON, so bytes that parse as JSON become that value here.
+    """
+    if isinstance(data, (str, bytes)) and not data:
+        return None
+    if isinstance(data, bytes):
+        try:
+            return json.loads(data)  # the standard library's reading, as the SDK's
+        except (ValueError, RecursionError):  # not JSON, not text, or nested past the parser
+            return data
+    return data
 
 
 def from_sdk(sdk_event: AnyCloudEvent) -> Event:
@@ -282,7 +366,7 @@ def from_sdk(sdk_event: AnyCloudEvent) -> Event:
     problems = validate_attributes(attributes)
     if problems:
         raise InvalidEventError(problems)
-    return _normalized(Event(attributes, sdk_event.get_data()))
+    return _checked(Event(attributes, sdk_event.get_data()))
 
 
 def _from_sdk_value(value: Any) -> Any:
@@ -363,7 +447,7 @@ def _event_from_mapping(fields: Mapping[str, Any], default_source: str) -> Event
     problems = validate_attributes(attributes)
     if problems:
         raise InvalidEventError(problems)
-    return _normalized(Event(attributes, event.data))
+    return _checked(Event(attributes, event.data))
 
 
 def _check_data(event: Event) -> None:

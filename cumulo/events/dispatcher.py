@@ -88,6 +88,7 @@ class TriggerDispatcher:
         self._seen = Seen(trigger.spec.dedup.window if trigger.spec.dedup else 0.0)
         self._tasks: set[asyncio.Task[Delivery]] = set()
         self._slot_freed = asyncio.Event()
+        self.joined = asyncio.Event()  # the group is on the bus, or joining failed (logged)
 
     @property
     def inflight(self) -> int:
@@ -99,7 +100,10 @@ class TriggerDispatcher:
 
     async def run(self) -> None:
         """Fetch and deliver until cancelled; in-flight deliveries are left to their leases."""
-        await self._subscribe()
+        try:
+            await self._subscribe()
+        finally:
+            self.joined.set()
         lease = self.timeout + LEASE_MARGIN_SECONDS
         while True:
             free = self.concurrency - len(self._tasks)

@@ -3,6 +3,11 @@
 Inside the platform an event is its context attributes (extensions included)
 and its data. On the wire it is always a CloudEvent: the JSON event format
 here, the HTTP binding in :mod:`cumulo.events.cloudevent`.
+
+A CloudEvents 0.3 event stays 0.3: its ``schemaurl`` and ``datacontentencoding``
+are kept, and data its sender encoded (``datacontentencoding: base64``, the
+0.3 JSON format's way to carry bytes) stays the string the sender wrote, which
+is what the CloudEvents SDK hands a function for it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from cumulo.events.attributes import (
     REQUIRED,
     SPEC_ONLY,
     SPEC_VERSION,
+    SPEC_VERSIONS,
     EdgeRules,
     nesting_depth_exceeds,
     validate_attributes,
@@ -30,6 +36,7 @@ from cumulo.events.attributes import (
 __all__ = [
     "REQUIRED",
     "SPEC_VERSION",
+    "SPEC_VERSIONS",
     "EdgeRules",
     "Event",
     "from_envelope",
@@ -135,7 +142,24 @@ def from_envelope(envelope: Any, rules: EdgeRules = SPEC_ONLY) -> Event:
     """
     attributes = _attributes_of(envelope)
     problems = validate_attributes(attributes, rules)
+    problems.extend(_encoded_data_problems(envelope, attributes))
     return _event_of(envelope, attributes, problems, rules)
+
+
+def _encoded_data_problems(envelope: dict[str, Any], attributes: dict[str, Any]) -> list[str]:
+    """The 0.3 JSON format: with a ``datacontentencoding``, ``data`` is the encoded string."""
+    encoding = attributes.get("datacontentencoding")
+    if attributes.get("specversion") != "0.3" or encoding is None or "data" not in envelope:
+        return []
+    data = envelope["data"]
+    if not isinstance(data, str):
+        return [f"'data' must be a string when datacontentencoding is '{str(encoding)[:20]}'"]
+    if isinstance(encoding, str) and encoding.lower() == "base64":
+        try:
+            base64.b64decode(data, validate=True)
+        except ValueError:
+            return ["'data' is not valid base64, as its datacontentencoding says"]
+    return []
 
 
 def from_json(body: bytes | str) -> Event:
@@ -160,9 +184,7 @@ def _attributes_of(envelope: Any) -> dict[str, Any]:
         raise InvalidEventError(
             [f"a CloudEvent must be a JSON object, not {type(envelope).__name__}"]
         )
-    return {
-        k: _json_integer(v) for k, v in envelope.items() if k not in ("data", "data_base64")
-    }
+    return {k: _json_integer(v) for k, v in envelope.items() if k not in ("data", "data_base64")}
 
 
 def _json_integer(value: Any) -> Any:

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cumulo.errors import ArtifactError
+from cumulo.extras import from_extra
 
 S3_SCHEME = "s3://"
 
@@ -116,12 +117,8 @@ def split_s3(url: str) -> tuple[str, str]:
 
 def s3_client(endpoint_url: str | None) -> Any:
     """A boto3 S3 client; credentials come from boto3's usual places (AWS_* variables)."""
-    try:
+    with from_extra("s3", needed_by="an s3:// URL"):
         import boto3
-    except ModuleNotFoundError as e:
-        raise ArtifactError(
-            "s3:// URLs need the 'boto3' package; install it with: pip install 'cumulo[s3]'"
-        ) from e
     return boto3.client("s3", endpoint_url=endpoint_url)
 
 

@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
-import numpy as np
-import pandas as pd
-from pandas.api import types as pdtypes
+from cumulo.extras import from_extra
+
+with from_extra("ml", needed_by=__name__):
+    import numpy as np
+    import pandas as pd
+    from pandas.api import types as pdtypes
 
 from cumulo.errors import ArtifactError, DatasetError
 from cumulo.functions.artifacts import S3_SCHEME, LocalFile
@@ -181,7 +184,8 @@ def _read_csv(path: Path, uri: str) -> pd.DataFrame:
 
 
 def _read_parquet(path: Path, uri: str) -> pd.DataFrame:
-    import pyarrow
+    with from_extra("ml", needed_by="a Parquet dataset"):
+        import pyarrow
 
     try:
         return pd.read_parquet(path)

@@ -35,11 +35,15 @@ from contextlib import contextmanager
 from typing import Any
 
 import functions_framework
-import numpy as np
-import pandas as pd
-from pandas.api import types as pdtypes
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from cumulo.extras import from_extra
+
+with from_extra("ml", needed_by=__name__):
+    import numpy as np
+    import pandas as pd
+    from pandas.api import types as pdtypes
 
 from cumulo.errors import DatasetError, PermanentError
 from cumulo.events.event import Event

@@ -17,13 +17,15 @@ PyTorch are imported only when a trainer is built.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-import numpy as np
+from cumulo.extras import from_extra, require
+
+with from_extra("ml", needed_by=__name__):
+    import numpy as np
 
 from cumulo.errors import MLError
 from cumulo.functions.modelfile import Task
@@ -102,7 +104,7 @@ def build_trainer(
 
 
 def _sklearn_estimator(path: str, name: str, given: dict[str, Any], seed: int) -> Any:
-    cls = _sklearn_class(path)
+    cls = _sklearn_class(path, name)
     known = cls().get_params()
     unknown = sorted(set(given) - set(known))
     if unknown:
@@ -115,15 +117,9 @@ def _sklearn_estimator(path: str, name: str, given: dict[str, Any], seed: int) -
     return cls(**given)
 
 
-def _sklearn_class(path: str) -> Any:
+def _sklearn_class(path: str, name: str) -> Any:
     module, _, attr = path.partition(":")
-    try:
-        return getattr(importlib.import_module(module), attr)
-    except ImportError as e:
-        raise MLError(
-            "the scikit-learn estimators need the ML extra; install it with:"
-            " pip install 'cumulo[ml]'"
-        ) from e
+    return getattr(require(module, "ml", needed_by=f"estimator {name!r}"), attr)
 
 
 # --- metrics -------------------------------------------------------------------
@@ -131,7 +127,8 @@ def _sklearn_class(path: str) -> Any:
 
 def compute_metrics(task: Task, y_true: Any, y_pred: Any) -> dict[str, float]:
     """The holdout metrics of a task: accuracy and f1_macro, or rmse, mae and r2."""
-    from sklearn import metrics
+    with from_extra("ml", needed_by="computing metrics"):
+        from sklearn import metrics
 
     if task == "classification":
         return {

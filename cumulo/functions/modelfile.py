@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import joblib
-import numpy as np
+from cumulo.extras import from_extra
+
+with from_extra("ml", needed_by=__name__):
+    import joblib
+    import numpy as np
 
 Task = Literal["classification", "regression"]
 PROFILE_BINS = 10

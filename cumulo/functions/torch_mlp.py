@@ -15,8 +15,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from cumulo.extras import from_extra, require
+
+with from_extra("ml", needed_by=__name__):
+    import numpy as np
 
 from cumulo.errors import MLError
 from cumulo.functions.modelfile import Task
@@ -150,12 +154,5 @@ def _where(error: Any) -> str:
 
 
 def import_torch() -> Any:
-    """PyTorch, or an :class:`MLError` that says how to install it."""
-    try:
-        import torch
-    except ImportError as e:
-        raise MLError(
-            "estimator 'torch_mlp' needs PyTorch, which is not installed;"
-            " install it with: pip install 'cumulo[torch]'"
-        ) from e
-    return torch
+    """PyTorch, or a :class:`~cumulo.errors.MissingExtraError` that says how to install it."""
+    return require("torch", "torch", needed_by="estimator 'torch_mlp'")

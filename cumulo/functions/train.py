@@ -32,9 +32,13 @@ from pathlib import Path
 from typing import Any
 
 import functions_framework
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+from cumulo.extras import from_extra
+
+with from_extra("ml", needed_by=__name__):
+    import pandas as pd
 
 from cumulo.errors import DatasetError, MLError, PermanentError
 from cumulo.events.event import Event

@@ -31,6 +31,7 @@ from cumulo.errors import (
     KubeconfigError,
     ObjectInvalidError,
 )
+from cumulo.extras import from_extra
 
 FIELD_MANAGER = "cumulo"
 APPLY_PATCH = "application/apply-patch+yaml"
@@ -73,12 +74,8 @@ class Cluster:
     @classmethod
     def connect(cls, kubeconfig: Path | None = None, context: str | None = None) -> Cluster:
         """From a kubeconfig file (default: ``$KUBECONFIG``, else ``~/.kube/config``)."""
-        try:
+        with from_extra("kubernetes", needed_by="talking to a cluster"):
             from kubernetes import client, config
-        except ImportError as e:
-            raise KubeconfigError(
-                "the Kubernetes client is not installed: pip install 'cumulo[kubernetes]'"
-            ) from e
         configuration = client.Configuration()
         where = str(kubeconfig) if kubeconfig else "the default kubeconfig"
         try:

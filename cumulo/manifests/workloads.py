@@ -4,7 +4,7 @@ Every function container runs the worker (its HTTP contract is what Knative,
 a Dapr sidecar or the local supervisor talk to)::
 
     cumulo worker --target <handler> --source /app --name <function>
-                  [--signature http|cloudevent] --concurrency <scale.concurrency>
+                  [--signature-type http|cloudevent|event|typed] --concurrency <scale.concurrency>
                   --host 0.0.0.0
 
 listening on ``$PORT`` (8080) on every interface of the pod (the worker's own
@@ -43,7 +43,7 @@ def worker_args(function: Function) -> list[str]:
     args = ["cumulo", "worker", "--target", spec.handler, "--source", APP_DIR]
     args += ["--name", function.name]
     if spec.signature is not None:
-        args += ["--signature", spec.signature]
+        args += ["--signature-type", spec.signature]
     return [*args, "--concurrency", str(spec.scale.concurrency), *ALL_INTERFACES]
 
 

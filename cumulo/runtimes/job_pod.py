@@ -45,7 +45,10 @@ class InProcessJob:
         run_id = f"{self.function.name}-{uuid.uuid4().hex[:10]}"
         with running(run_id):
             return run_job(
-                self.fn, signature=self.function.spec.signature, name=self.function.name, event=event
+                self.fn,
+                signature=self.function.spec.signature,
+                name=self.function.name,
+                event=event,
             )
 
 

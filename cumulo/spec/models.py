@@ -228,7 +228,7 @@ class SecretRef(Model):
 
 class FunctionSpec(Model):
     handler: str = Field(pattern=HANDLER_PATTERN, description="module:attr")
-    signature: Literal["http", "cloudevent"] | None = Field(
+    signature: Literal["http", "cloudevent", "event", "typed"] | None = Field(
         default=None, description="Default: what the functions-framework decorator says, else http."
     )
     mode: Literal["service", "job"] = "service"

@@ -67,7 +67,7 @@ def test_build_and_run_ml_pipeline(
         config = skopeo("inspect", "--config", "--tls-verify=false", f"docker://{image}")
         entrypoint = ["python3", "-m", "cumulo", "worker", "--target"]
         entrypoint += [f"cumulo.functions.{handler}", "--source", "/app", "--name", name]
-        signature = ["--signature", "http"] if name == "predict" else []
+        signature = ["--signature-type", "http"] if name == "predict" else []
         assert config["config"]["Entrypoint"] == [*entrypoint, *signature, "--host", "0.0.0.0"]
         env = config["config"]["Env"]
         assert f"CUMULO_FUNCTION={name}" in env and "PYTHONPATH=/opt/cumulo/site-packages" in env

@@ -93,13 +93,18 @@ def test_the_dashboard_shows_the_ml_pipeline(platform_factory, tmp_path, browser
     ui = platform.url + "/ui"
 
     browser.get(ui + "/")
-    rows = {r.get_attribute("data-function"): r for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-function]")}
+    rows = {
+        r.get_attribute("data-function"): r
+        for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-function]")
+    }
     assert {"train", "evaluate", "deploy", "predict"} <= rows.keys()
     train_cells = rows["train"].find_elements(By.TAG_NAME, "td")
     assert int(rows["train"].find_element(By.CSS_SELECTOR, '[data-field="invocations"]').text) >= 3
     assert int(rows["train"].find_element(By.CSS_SELECTOR, '[data-field="errors"]').text) == 1
     assert train_cells[1].text == "job"
-    assert int(rows["evaluate"].find_element(By.CSS_SELECTOR, '[data-field="invocations"]').text) == 2
+    assert (
+        int(rows["evaluate"].find_element(By.CSS_SELECTOR, '[data-field="invocations"]').text) == 2
+    )
     screenshot(browser, shots, "functions")
 
     browser.get(ui + "/graph")
@@ -135,7 +140,10 @@ def test_the_dashboard_shows_the_ml_pipeline(platform_factory, tmp_path, browser
     screenshot(browser, shots, "runs")
 
     browser.get(ui + "/models")
-    stages = {r.get_attribute("data-version"): r.get_attribute("data-stage") for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-version]")}
+    stages = {
+        r.get_attribute("data-version"): r.get_attribute("data-stage")
+        for r in browser.find_elements(By.CSS_SELECTOR, "tr[data-version]")
+    }
     assert stages == {"1": "archived", "2": "champion"}
     points = browser.find_elements(By.CSS_SELECTOR, 'svg.chart circle[data-metric="accuracy"]')
     assert [p.get_attribute("data-version") for p in points] == ["1", "2"]
@@ -159,7 +167,9 @@ def test_redrive_is_idempotent_and_the_ui_takes_the_token(platform_factory, tmp_
     platform = platform_factory(copy_example(tmp_path), env={"CUMULO_API_TOKEN": "s3cret"})
     auth = {"Authorization": "Bearer s3cret"}
     body = b'{"specversion":"1.0","id":"b1","source":"/t","type":"dev.cumulo.dataset.ready","data":{"uri":"data/broken.csv"}}'
-    answer = platform.request("POST", "/events", body, {**auth, "Content-Type": "application/cloudevents+json"})
+    answer = platform.request(
+        "POST", "/events", body, {**auth, "Content-Type": "application/cloudevents+json"}
+    )
     assert answer.status == 202
 
     def dead_letters() -> list[Any]:

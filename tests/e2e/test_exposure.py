@@ -24,7 +24,7 @@ from tests.servers.broker import free_port
 TOKEN = "platform-api-token-7f3a"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 STRUCTURED = {"Content-Type": "application/cloudevents+json"}
-MAIN = '''
+MAIN = """
 import os
 
 
@@ -44,7 +44,7 @@ def batch(event):
 
 def consume(event):
     return None
-'''
+"""
 SPECS = """
 apiVersion: cumulo.dev/v1alpha1
 kind: Function

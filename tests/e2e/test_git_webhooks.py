@@ -85,7 +85,9 @@ def problem_of(answer) -> dict:
 
 def pushes(platform) -> list[dict]:
     return [
-        m["event"] for m in platform.events("default") if m["event"]["type"] == "dev.cumulo.git.push"
+        m["event"]
+        for m in platform.events("default")
+        if m["event"]["type"] == "dev.cumulo.git.push"
     ]
 
 
@@ -176,7 +178,9 @@ def test_branch_and_path_filters_answer_202_with_a_note(platform):
     payload = json.loads(body_of("github"))
     payload["ref"] = "refs/heads/feature"
     other_branch = json.dumps(payload).encode()
-    answer = platform.request("POST", "/sources/gh", other_branch, github_headers(other_branch, "f"))
+    answer = platform.request(
+        "POST", "/sources/gh", other_branch, github_headers(other_branch, "f")
+    )
     assert answer.status == 202
     assert "'feature' matches none of ['master']" in answer.json()["note"]
 

@@ -94,11 +94,14 @@ def test_oversized_body_is_refused_with_413(platform_factory, tmp_path):
 def test_a_bus_that_cannot_write_gives_503_and_loses_nothing(platform_factory, tmp_path):
     import sqlite3
 
-    folder = write_project(tmp_path / "p", {
-        **PROJECT,
-        "bus.yaml": "apiVersion: cumulo.dev/v1alpha1\nkind: EventBus\nmetadata: {name: default}\n"
-                    "spec: {url: 'sqlite:///events.db?busy_timeout=0.2'}\n",
-    })
+    folder = write_project(
+        tmp_path / "p",
+        {
+            **PROJECT,
+            "bus.yaml": "apiVersion: cumulo.dev/v1alpha1\nkind: EventBus\nmetadata: {name: default}\n"
+            "spec: {url: 'sqlite:///events.db?busy_timeout=0.2'}\n",
+        },
+    )
     platform = platform_factory(folder)
     assert platform.publish([cloudevent("test.before", None, id="before")]).status == 202
 

@@ -43,9 +43,7 @@ def test_records_reach_the_sink_function(platform_factory, tmp_path, kafka_serve
 
     wait_for(lambda: platform.log("record").count("order ") == 3, timeout=60, what="3 orders")
     assert "order o2: 2" in platform.log("record")
-    [event] = [
-        m["event"] for m in platform.events("default") if m["event"].get("subject") == "o1"
-    ]
+    [event] = [m["event"] for m in platform.events("default") if m["event"].get("subject") == "o1"]
     assert event["type"] == "com.example.order.placed"
     assert event["source"] == f"kafka://{kafka_server.bootstrap}/{topic}"
     assert event["partitionkey"] == "o1"

@@ -107,7 +107,9 @@ def holdout_rows(project: Path, n: int = 5) -> list[list[float]]:
 
 
 def cli(project: Path, state: Path, *args: str) -> str:
-    result = CliRunner().invoke(app, [*args, "--dir", str(project)], env={"CUMULO_STATE_DIR": str(state)})
+    result = CliRunner().invoke(
+        app, [*args, "--dir", str(project)], env={"CUMULO_STATE_DIR": str(state)}
+    )
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -127,20 +129,27 @@ def test_the_ml_journey(platform_factory, tmp_path, receiver):
     dataset_ready(platform, "data/large.csv", id="large")
     evaluated = chain_event(platform, "dev.cumulo.model.evaluated", "large")
     assert evaluated["data"]["promote"] is True
-    assert evaluated["data"]["candidate"]["metrics"]["accuracy"] > evaluated["data"]["champion"]["metrics"]["accuracy"]
+    assert (
+        evaluated["data"]["candidate"]["metrics"]["accuracy"]
+        > evaluated["data"]["champion"]["metrics"]["accuracy"]
+    )
     chain_event(platform, "dev.cumulo.model.deployed", "large")
     assert predict(platform, rows)["version"] == 2
 
     dataset_ready(platform, "data/noisy.csv", id="noisy")
     rejected = chain_event(platform, "dev.cumulo.model.rejected", "noisy")
     assert rejected["data"]["version"] == 3
-    wait_for(lambda: any("rejected" in text for text in receiver.texts()), what="the rejection alert")
+    wait_for(
+        lambda: any("rejected" in text for text in receiver.texts()), what="the rejection alert"
+    )
     assert predict(platform, rows)["version"] == 2
 
     dataset_ready(platform, "data/broken.csv", id="broken")
     failed = chain_event(platform, "dev.cumulo.run.failed", "broken")
     assert "target" in failed["data"]["message"]
-    wait_for(lambda: any("broken.csv" in text for text in receiver.texts()), what="the failure alert")
+    wait_for(
+        lambda: any("broken.csv" in text for text in receiver.texts()), what="the failure alert"
+    )
     [page] = [text for text in receiver.texts() if "broken.csv" in text]
     assert "target" in page  # the log tail travels with the page
 
@@ -152,7 +161,9 @@ def test_the_ml_journey(platform_factory, tmp_path, receiver):
 
 
 def test_a_cron_tick_retrains_on_schedule(platform_factory, tmp_path):
-    source = {"cron": {"schedule": "* * * * * */3", "missed": "skip", "data": {"uri": "data/small.csv"}}}
+    source = {
+        "cron": {"schedule": "* * * * * */3", "missed": "skip", "data": {"uri": "data/small.csv"}}
+    }
     platform = platform_factory(copy_example(tmp_path, **{"nightly-retrain": source}))
 
     def trained_by_cron() -> dict[str, Any] | None:
@@ -164,5 +175,9 @@ def test_a_cron_tick_retrains_on_schedule(platform_factory, tmp_path):
 
     trained = wait_for(trained_by_cron, timeout=TRAINING_TIMEOUT, what="a scheduled training")
     assert trained["data"]["lineage"]["datasetUri"] == "data/small.csv"
-    ticks = [m["event"] for m in platform.events("default") if m["event"]["type"] == "dev.cumulo.cron.tick"]
+    ticks = [
+        m["event"]
+        for m in platform.events("default")
+        if m["event"]["type"] == "dev.cumulo.cron.tick"
+    ]
     assert trained["data"]["lineage"]["triggerEvent"] in {tick["id"] for tick in ticks}

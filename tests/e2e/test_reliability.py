@@ -148,7 +148,10 @@ def test_a_killed_template_is_restarted(platform_factory, tmp_path):
 
     os.kill(template, signal.SIGKILL)
 
-    wait_for(lambda: platform.function("record")["template"] not in (None, template),
-             timeout=15, what="a new template")
+    wait_for(
+        lambda: platform.function("record")["template"] not in (None, template),
+        timeout=15,
+        what="a new template",
+    )
     platform.publish([cloudevent("test.record", None, id="after-restart")])
     wait_for(lambda: "after-restart" in lines(out), timeout=15, what="the event")

@@ -146,12 +146,20 @@ spec:
     assert run.status == "timed-out"
     assert run.duration is not None and run.duration < 3
     assert "longer than 0.5s" in (run.error or "")
-    [announced] = [e["event"] for e in platform.events("default") if e["event"]["type"] == "dev.cumulo.run.failed"]
+    [announced] = [
+        e["event"]
+        for e in platform.events("default")
+        if e["event"]["type"] == "dev.cumulo.run.failed"
+    ]
     assert announced["subject"] == "train"
     assert announced["data"]["run"] == run.id
     assert announced["data"]["errorType"] == "Timeout"
     assert announced["data"]["logTail"] == "training on big.csv"
-    assert announced["data"]["lineage"] == {"datasetUri": "big.csv", "runId": run.id, "triggerEvent": "t1"}
+    assert announced["data"]["lineage"] == {
+        "datasetUri": "big.csv",
+        "runId": run.id,
+        "triggerEvent": "t1",
+    }
 
 
 def test_cron_fires_once_per_tick(platform_factory, tmp_path):

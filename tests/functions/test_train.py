@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from cumulo.context import running
-from cumulo.errors import MLError, PermanentError
+from cumulo.errors import MissingExtraError, MLError, PermanentError
 from cumulo.functions.estimators import build_trainer, compute_metrics
 from cumulo.functions.lineage import CRON_TICK, MODEL_TRAINED, RUN_PROGRESS
 from cumulo.functions.modelfile import load_bundle
@@ -203,7 +203,7 @@ def test_the_function_itself_reads_its_settings(
 
 def test_torch_mlp_without_torch_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # as if PyTorch were not installed
-    with pytest.raises(MLError, match=r"needs PyTorch.*pip install 'cumulo\[torch\]'"):
+    with pytest.raises(MissingExtraError, match=r"needs PyTorch.*pip install 'cumulo\[torch\]'"):
         build_trainer("classification", "torch_mlp", {"epochs": 5})
 
 

@@ -29,6 +29,7 @@ from cumulo.events.cloudevent import (
     STRUCTURED,
     binary_http,
     events_from_http,
+    http_message,
     is_json_media_type,
     structured_http,
 )
@@ -217,9 +218,12 @@ def as_text(value: Any) -> str:
 def through_binary_mode(event: Event) -> Event:
     """What binary mode can carry of ``event``: text attributes, a Content-Type for JSON data."""
     attributes = {name: as_text(value) for name, value in event.attributes.items()}
-    if event.data is not None and not isinstance(event.data, bytes):
+    data = event.data
+    if data is not None and not isinstance(data, bytes):
         attributes.setdefault("datacontenttype", "application/json")
-    return Event(attributes, None if event.data == b"" else event.data)
+        if isinstance(data, str) and not is_json_media_type(attributes["datacontenttype"]):
+            data = data.encode()  # binary mode carries text as its bytes
+    return Event(attributes, None if data == b"" else data)
 
 
 def assert_travels(event: Event, rules: EdgeRules) -> None:
@@ -232,6 +236,7 @@ def assert_travels(event: Event, rules: EdgeRules) -> None:
     if isinstance(event.data, bytes) and event.data and is_json_media_type(content_type):
         return  # opaque bytes labelled JSON: a receiver reads them as JSON, if they are
     assert events_from_http(headers, body) == [through_binary_mode(event)]
+    assert events_from_http(*http_message(event), rules) == [event]  # what the dispatcher sends
 
 
 @fuzz(1500)

@@ -2,13 +2,16 @@
 
 :func:`bus_from_url` picks the backend by URL scheme from an explicit table and
 imports it only then, so an optional broker client is needed only by those who
-use it.
+use it; when it is missing, :class:`~cumulo.errors.MissingExtraError` names the
+extra to install.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -23,6 +26,7 @@ from cumulo.events.bus.base import (
     Nack,
     Settlement,
 )
+from cumulo.extras import from_extra
 
 __all__ = [
     "BACKENDS",
@@ -50,19 +54,29 @@ class Backend:
     extra: str | None = None
 
     def load(self) -> Callable[..., Bus]:
-        """The backend class; every one is called as ``Cls(url, *, bus_settings=...)``."""
+        """The backend class; every one is called as ``Cls(url, *, bus_settings=...)``.
+
+        Raises :class:`~cumulo.errors.MissingExtraError` when the backend's client
+        library is not installed, :class:`UnknownBackendError` when the backend
+        module does not exist.
+        """
         try:
-            module = importlib.import_module(self.module)
+            with self.client_imports():
+                module = importlib.import_module(self.module)
         except ModuleNotFoundError as e:
-            raise UnknownBackendError(self._missing(e.name)) from e
+            if e.name != self.module:
+                raise
+            raise UnknownBackendError(
+                f"the {self.schemes[0]} bus backend is not available yet in this Cumulo"
+            ) from e
         backend: Callable[..., Bus] = getattr(module, self.cls)
         return backend
 
-    def _missing(self, name: str | None) -> str:
-        if name == self.module:
-            return f"the {self.schemes[0]} bus backend is not available yet in this Cumulo"
-        hint = f"; install it with: pip install 'cumulo[{self.extra}]'" if self.extra else ""
-        return f"the {self.schemes[0]} bus backend needs the '{name}' package{hint}"
+    def client_imports(self) -> AbstractContextManager[None]:
+        """Where the backend's client library is imported: a missing one names the extra."""
+        if self.extra is None:
+            return contextlib.nullcontext()
+        return from_extra(self.extra, needed_by=f"{self.schemes[0]}://")
 
 
 BACKENDS: tuple[Backend, ...] = (

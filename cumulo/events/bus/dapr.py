@@ -38,8 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-import grpc
-from dapr.proto import api_service_v1, api_v1
+from cumulo.extras import from_extra
+
+with from_extra("dapr", needed_by="dapr://"):
+    import grpc
+    from dapr.proto import api_service_v1, api_v1
 
 from cumulo.errors import (
     BusError,

@@ -42,10 +42,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-import nats
-import nats.errors
-import nats.js.errors
-from nats.js import api
+from cumulo.extras import from_extra
+
+with from_extra("nats", needed_by="nats://"):
+    import nats
+    import nats.errors
+    import nats.js.errors
+    from nats.js import api
 
 from cumulo.errors import BusError, BusUnavailableError, InvalidEventError, UnknownBackendError
 from cumulo.events.bus.base import (

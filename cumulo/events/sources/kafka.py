@@ -33,7 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaException
+
+from cumulo.extras import from_extra
+
+with from_extra("kafka", needed_by="a Kafka source"):
+    from confluent_kafka import Consumer, KafkaException
 
 from cumulo.errors import InvalidEventError, SourceError
 from cumulo.events import kafka_binding

@@ -38,6 +38,7 @@ from cumulo.events.event import Event
 from cumulo.events.sources.cron import Checkpoints, Publish
 from cumulo.events.sources.git_poll import PollStats
 from cumulo.events.sources.s3 import DEFAULT_TYPE, S3Object, event_source, keeps, object_event
+from cumulo.extras import from_extra
 from cumulo.spec.models import EventSource, S3Source
 
 log = logging.getLogger("cumulo.sources")
@@ -96,13 +97,9 @@ def _aware(moment: datetime) -> datetime:
 
 def s3_client(source: str, spec: S3Source, keys: tuple[str, str] | None) -> Any:
     """A boto3 S3 client for the spec's endpoint (path-style when one is named)."""
-    try:
+    with from_extra("s3", needed_by=f"source '{source}' (S3 poll mode)"):
         import boto3
         from botocore.config import Config
-    except ModuleNotFoundError as e:
-        raise SourceError(
-            f"source '{source}' polls S3 with boto3: install it with pip install 'cumulo[s3]'"
-        ) from e
     options: dict[str, Any] = {"connect_timeout": 10, "read_timeout": 60}
     if spec.endpoint:
         options["s3"] = {"addressing_style": "path"}

@@ -39,7 +39,7 @@ from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.worker.app import build_app
 from cumulo.runtimes.worker.job import job_main
 from cumulo.runtimes.worker.serve import serve
-from cumulo.runtimes.worker.target import detect_signature, load_target
+from cumulo.runtimes.worker.target import load_function, serving_signature
 
 PR_SET_PDEATHSIG = 1
 
@@ -54,8 +54,8 @@ class ForkServer:
     def __init__(self, config: dict[str, Any], replies: int):
         self.config = config
         self.replies = replies
-        self.fn = load_target(config["target"], Path(config["source"]))
-        self.signature = detect_signature(self.fn, config.get("signature"))
+        self.function = load_function(config["target"], Path(config["source"]))
+        self.signature = serving_signature(self.function.fn, config.get("signature"))
         self.children: set[int] = set()
 
     def send(self, message: dict[str, Any]) -> None:
@@ -78,7 +78,7 @@ class ForkServer:
 
     def run_worker(self, sock: socket.socket) -> int:
         app = build_app(
-            self.fn,
+            self.function,
             signature=self.signature,
             name=self.config["name"],
             concurrency=self.config["concurrency"],
@@ -90,7 +90,7 @@ class ForkServer:
     def start_job(self, command: dict[str, Any]) -> None:
         def run() -> int:
             return job_main(
-                self.fn,
+                self.function,
                 signature=self.signature,
                 name=self.config["name"],
                 event_path=Path(command["event"]),

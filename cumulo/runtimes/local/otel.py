@@ -21,12 +21,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cumulo.errors import RuntimeFailure
 from cumulo.events import tracing
 from cumulo.events.bus.base import Ack
 from cumulo.events.event import Event
 from cumulo.events.middleware import Delivery
 from cumulo.events.outcome import Success
+from cumulo.extras import from_extra
 
 SERVICE_NAME = "cumulo"
 SCHEDULE_DELAY_MILLIS = 500
@@ -45,18 +45,13 @@ class SpanExporter:
     """Builds spans from event trace contexts and exports them in batches."""
 
     def __init__(self, endpoint: str, *, project: str = ""):
-        try:
+        with from_extra("otel", needed_by="span export (CUMULO_OTLP_ENDPOINT is set)"):
             from opentelemetry import trace
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             from opentelemetry.sdk.resources import Resource
             from opentelemetry.sdk.trace import ReadableSpan
             from opentelemetry.sdk.trace.export import BatchSpanProcessor
             from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-        except ImportError as e:
-            raise RuntimeFailure(
-                "CUMULO_OTLP_ENDPOINT is set but OpenTelemetry is not installed:"
-                " pip install 'cumulo[otel]'"
-            ) from e
         self._trace = trace
         self._span_type = ReadableSpan
         self._resource = Resource.create({"service.name": SERVICE_NAME, "cumulo.project": project})

@@ -24,7 +24,7 @@ import aiohttp
 import uvicorn
 
 from cumulo.config import Settings
-from cumulo.errors import RuntimeFailure
+from cumulo.errors import RuntimeFailure, SpecError
 from cumulo.events.bus.base import Bus
 from cumulo.events.dispatcher import TriggerDispatcher
 from cumulo.events.event import Event
@@ -45,7 +45,7 @@ from cumulo.runtimes.local.sources import (
 )
 from cumulo.runtimes.local.telemetry import Telemetry
 from cumulo.runtimes.local.template import Template, TemplateConfig
-from cumulo.runtimes.local.wiring import open_bus
+from cumulo.runtimes.local.wiring import missing_extras, open_bus
 from cumulo.spec import Project
 from cumulo.spec.models import Function
 
@@ -100,7 +100,13 @@ class Platform:
     # --- lifecycle -----------------------------------------------------------
 
     async def run(self, on_ready: Any = None) -> None:
-        """Start everything, serve until SIGINT/SIGTERM, then stop cleanly."""
+        """Start everything, serve until SIGINT/SIGTERM, then stop cleanly.
+
+        A project that needs an extra this installation lacks stops here, before
+        anything starts: a :class:`SpecError` naming each one.
+        """
+        if missing := missing_extras(self.project):
+            raise SpecError(missing)
         self.state.mkdir(parents=True, exist_ok=True)
         with self._exclusive(), contextlib.ExitStack() as cleanup:
             async with aiohttp.ClientSession(
@@ -130,6 +136,9 @@ class Platform:
             *(self._start_function(f, session, runs) for f in self.project.functions.values())
         )
         self._start_dispatchers()
+        # A group joins at the topic's end: nothing may publish before every trigger has
+        # joined, or the events published meanwhile would pass it by.
+        await asyncio.gather(*(d.joined.wait() for d in self.dispatchers))
         self._start_sources()
         self._background(self._housekeeping())
 

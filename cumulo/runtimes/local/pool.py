@@ -37,13 +37,13 @@ from dataclasses import dataclass
 import aiohttp
 
 from cumulo.errors import WorkerStartError
-from cumulo.events.cloudevent import binary_http
+from cumulo.events.cloudevent import binary_http, http_message
 from cumulo.events.event import Event
 from cumulo.events.outcome import Outcome, RetryLater, Success
 from cumulo.runtimes.local.faults import Claim, Lost, Replica, Watch, crash_failure
 from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.local.template import Template
-from cumulo.runtimes.worker.contract import outcome_from_response
+from cumulo.runtimes.worker.contract import PROBLEM_JSON, outcome_from_response
 from cumulo.spec.models import Function
 
 log = logging.getLogger("cumulo.pool")
@@ -112,8 +112,16 @@ class ServicePool:
         self._count(outcome)
         return outcome
 
+    def _message(self, event: Event) -> tuple[dict[str, str], bytes]:
+        """All of the event for a cloudevent function; binary mode (its ``ce-*`` headers)
+        for the others, which read the request as HTTP."""
+        if self.template.signature == "cloudevent":
+            return http_message(event)
+        return binary_http(event)
+
     async def _try(self, event: Event, timeout: float, *, solo: bool) -> Outcome | Lost:
-        headers, body = binary_http(event)
+        headers, body = self._message(event)
+        headers["accept"] = PROBLEM_JSON  # errors with their type and message
         try:
             async with (
                 self._solo_slots if solo else contextlib.nullcontext(),

@@ -62,9 +62,7 @@ class RunStore:
         db.execute("PRAGMA journal_mode=WAL")
         return db
 
-    def start(
-        self, function: str, event_id: str, event_type: str, trace: str | None = None
-    ) -> Run:
+    def start(self, function: str, event_id: str, event_type: str, trace: str | None = None) -> Run:
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         (self.dir / run_id).mkdir(parents=True, exist_ok=True)
         log = str(self.dir / run_id / "log.txt")

@@ -1,10 +1,12 @@
 """The worker's ASGI app: one function, its HTTP binding, and a few reserved routes.
 
 - cloudevent functions: ``POST`` on any path, the CloudEvents HTTP binding
-  (binary, structured, batch); responses per :mod:`cumulo.runtimes.worker.contract`.
-- http functions: any method and path, functions-framework semantics
-  (:mod:`~cumulo.runtimes.worker.http_functions`, or
-  :mod:`~cumulo.runtimes.worker.aio_functions` for ``async def``).
+  (binary, structured, batch); responses per :mod:`cumulo.runtimes.worker.contract`
+  (:mod:`~cumulo.runtimes.worker.cloudevent_handler`).
+- http, event (background) and typed functions: functions-framework's semantics
+  in the function's Flask app (:mod:`~cumulo.runtimes.worker.flask_host`), or
+  for http in its ASGI flavour (:mod:`~cumulo.runtimes.worker.aio_functions`:
+  ``async def``, ``@functions_framework.aio``, ``--asgi``).
 - reserved: ``GET /_cumulo/health``; ``GET /dapr/subscribe`` and, for cloudevent
   functions, ``POST /dapr/events`` (:mod:`~cumulo.runtimes.worker.dapr`).
 
@@ -25,8 +27,10 @@ blocked loop, not busy threads.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
+import flask
 import orjson
 
 from cumulo.runtimes.worker.aio_functions import StarletteFunction
@@ -42,9 +46,13 @@ from cumulo.runtimes.worker.asgi import (
 )
 from cumulo.runtimes.worker.cloudevent_handler import CloudEventHandler
 from cumulo.runtimes.worker.dapr import EVENTS_ROUTE, SKIP_ROUTE, SUBSCRIBE_ROUTE, DaprHandler
-from cumulo.runtimes.worker.http_functions import FlaskFunction
+from cumulo.runtimes.worker.flask_host import (
+    FlaskHost,
+    configure_flask_app,
+    has_user_error_handlers,
+)
 from cumulo.runtimes.worker.outcome import CloudEventInvoker
-from cumulo.runtimes.worker.target import Signature, detect_signature, uses_asgi_request
+from cumulo.runtimes.worker.target import LoadedFunction, Signature, serving_signature, wants_asgi
 
 HEALTH_ROUTE = "/_cumulo/health"
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -55,20 +63,24 @@ class WorkerApp:
 
     def __init__(
         self,
-        fn: Callable[..., Any],
+        function: LoadedFunction,
         *,
         signature: Signature | None,
         name: str,
         concurrency: int = 16,
         dapr_subscriptions: Iterable[Mapping[str, Any]] = (),
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        asgi: bool = False,
     ):
-        self.fn = fn
+        self.fn = function.fn
         self.name = name
-        self.signature = detect_signature(fn, signature)
+        self.signature = serving_signature(function.fn, signature)
+        self.asgi = wants_asgi(function.fn, asgi)
         self.pool = LazyExecutor(concurrency, name)
-        invoker = CloudEventInvoker(fn, name=name) if self.signature == "cloudevent" else None
-        self.handler = self._function_handler(invoker, max_body_bytes)
+        invoker = (
+            CloudEventInvoker(function.fn, name=name) if self.signature == "cloudevent" else None
+        )
+        self.handler = self._function_handler(function, invoker, max_body_bytes)
         dapr = DaprHandler(invoker, self.pool, dapr_subscriptions, max_body_bytes)
         self.routes: dict[str, Handler] = {
             HEALTH_ROUTE: self._health,
@@ -81,12 +93,24 @@ class WorkerApp:
             {"status": "ok", "function": name, "signature": self.signature}
         )
 
-    def _function_handler(self, invoker: CloudEventInvoker | None, max_body_bytes: int) -> Handler:
-        if invoker is not None:
-            return CloudEventHandler(invoker, self.pool, max_body_bytes)
-        if uses_asgi_request(self.fn):
+    def _function_handler(
+        self, function: LoadedFunction, invoker: CloudEventInvoker | None, max_body_bytes: int
+    ) -> Handler:
+        if invoker is not None and self.asgi:
+            return CloudEventHandler(invoker, self.pool, max_body_bytes, flavor="asgi")
+        if self.signature == "http" and self.asgi:
             return StarletteFunction(self.fn, name=self.name, pool=self.pool)
-        return FlaskFunction(self.fn, name=self.name, pool=self.pool, max_body_bytes=max_body_bytes)
+        host = FlaskHost(
+            configure_flask_app(function, self.signature, invoker),
+            pool=self.pool,
+            max_body_bytes=max_body_bytes,
+        )
+        if invoker is None:
+            return host
+        always = has_user_error_handlers(function.flask_app)
+        return CloudEventHandler(
+            invoker, self.pool, max_body_bytes, flask_host=host, always_flask=always
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -104,20 +128,32 @@ class WorkerApp:
 
 
 def build_app(
-    fn: Callable[..., Any],
+    fn: Callable[..., Any] | LoadedFunction,
     *,
     signature: Signature | None,
     name: str,
     concurrency: int = 16,
     dapr_subscriptions: Iterable[Mapping[str, Any]] = (),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    asgi: bool = False,
 ) -> WorkerApp:
-    """The ASGI app that serves ``fn`` (see the module docstring for its routes)."""
+    """The ASGI app that serves ``fn`` (see the module docstring for its routes).
+
+    ``fn`` is what :func:`~cumulo.runtimes.worker.target.load_function` loaded,
+    or a bare callable (it then gets a Flask app of its own).
+    """
+    function = fn if isinstance(fn, LoadedFunction) else _bare(fn, name)
     return WorkerApp(
-        fn,
+        function,
         signature=signature,
         name=name,
         concurrency=concurrency,
         dapr_subscriptions=dapr_subscriptions,
         max_body_bytes=max_body_bytes,
+        asgi=asgi,
     )
+
+
+def _bare(fn: Callable[..., Any], name: str) -> LoadedFunction:
+    app = flask.Flask(getattr(fn, "__module__", None) or name)
+    return LoadedFunction(fn, getattr(fn, "__name__", name), Path("."), app)

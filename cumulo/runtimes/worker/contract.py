@@ -1,12 +1,14 @@
 """The worker's HTTP response contract for cloudevent functions.
 
-The local dispatcher, Knative and anything else that POSTs CloudEvents to a
-worker rely on exactly this (and :func:`outcome_from_response` reads it back):
+A functions-framework function's caller sees exactly what functions-framework
+answers; Cumulo's extras layer on top. The answers come in two flavours, as
+functions-framework's own two servers give them: ``flask`` (the default) and
+``asgi`` (``--asgi``, ``async def`` and ``@functions_framework.aio`` functions).
 
 ======================================  ======  ===============================================
 what happened                           status  response
 ======================================  ======  ===============================================
-success, no reply                       204     empty
+success, no reply                       200     ``OK`` (flask: ``text/html; charset=utf-8``)
 success, one reply                      200     the reply in binary mode (``ce-*`` + body)
 success, several replies, or any        200     ``application/cloudevents-batch+json``
 replies to a batch request
@@ -14,16 +16,20 @@ replies to a batch request
                                                 ``Cumulo-Retry-After`` (float seconds) when a
                                                 delay was given; problem body
 ``PermanentError``, invalid reply       422     problem body
-malformed CloudEvent                    400     problem body, with ``problems``: every reason
+malformed CloudEvent                    400     flask: an HTML page naming the SDK's error
+                                                (``MissingRequiredFields``…); asgi: plain text
 unsupported event format                415     problem body
 body over the limit                     413     problem body
-not POST                                405     ``Allow: POST``; problem body
-any other exception                     500     problem body
+not POST                                405     ``Allow: POST``
+any other exception                     500     ``X-Google-Status: crash``; flask: Flask's
+                                                500 text, asgi: ``Internal Server Error``
 ======================================  ======  ===============================================
 
-A problem body is RFC 9457 ``application/problem+json``: ``type``
-(``https://cumulo.dev/problems/<slug>``), ``title``, ``status``, ``detail``
-and ``errorType`` (the exception's class name). A batch request is
+A caller that sends ``Accept: application/problem+json`` (the local
+dispatcher, the gateway's ``/fn`` proxy when its client does) gets every error
+as an RFC 9457 problem instead: ``type`` (``https://cumulo.dev/problems/<slug>``),
+``title``, ``status``, ``detail`` and ``errorType`` (the exception's class
+name), and 400s list ``problems``: every reason. A batch request is
 all-or-nothing: events run in order and the first that does not succeed
 decides the response (its ``detail`` names its index and id).
 """
@@ -32,12 +38,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import orjson
+import werkzeug.exceptions
 
 from cumulo.errors import InvalidEventError, PayloadTooLargeError, UnsupportedMediaTypeError
-from cumulo.events.cloudevent import batch_http, binary_http, events_from_http, media_type
+from cumulo.events.cloudevent import batch_http, events_from_http, http_message, media_type
 from cumulo.events.event import Event
 from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
 from cumulo.runtimes.worker.asgi import Headers, encode_headers
@@ -45,12 +52,44 @@ from cumulo.runtimes.worker.asgi import Headers, encode_headers
 PROBLEM_TYPE = "https://cumulo.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER = "cumulo-retry-after"
+CRASH_HEADER = (b"x-google-status", b"crash")
+FLASK_TEXT = b"text/html; charset=utf-8"
+Flavor = Literal["flask", "asgi"]
 
 
 class Response(NamedTuple):
     status: int
     headers: Headers
     body: bytes = b""
+
+
+def wants_problems(headers: Mapping[str, str]) -> bool:
+    """Whether the caller asked for problem+json errors (lower-case header names)."""
+    return PROBLEM_JSON in headers.get("accept", "")
+
+
+def ok(flavor: Flavor) -> Response:
+    """Success without a reply, as functions-framework answers it."""
+    headers = [(b"content-type", FLASK_TEXT)] if flavor == "flask" else []
+    return Response(200, headers, b"OK")
+
+
+def crash(flavor: Flavor) -> Response:
+    """An uncaught exception, as functions-framework answers it."""
+    if flavor == "asgi":
+        return Response(
+            500, [(b"content-type", b"text/plain"), CRASH_HEADER], b"Internal Server Error"
+        )
+    text = str(werkzeug.exceptions.InternalServerError()).encode()
+    return Response(500, [(b"content-type", FLASK_TEXT), CRASH_HEADER], text)
+
+
+def bad_request(flavor: Flavor, detail: str) -> Response:
+    """A request that is not a CloudEvent, as functions-framework answers it."""
+    if flavor == "asgi":
+        return Response(400, [(b"content-type", b"text/plain; charset=utf-8")], detail.encode())
+    page = werkzeug.exceptions.BadRequest(description=detail).get_body().encode()
+    return Response(400, [(b"content-type", FLASK_TEXT)], page)
 
 
 def problem(
@@ -79,7 +118,15 @@ def invalid_request_response(error: InvalidEventError) -> Response:
     return problem(400, "invalid-cloudevent", title, str(error), name, problems=error.problems)
 
 
-def method_not_allowed(method: str) -> Response:
+def method_not_allowed(method: str, flavor: Flavor | None = None) -> Response:
+    """405 for a cloudevent function asked with another method than POST."""
+    if flavor == "asgi":
+        headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"allow", b"POST")]
+        return Response(405, headers, b"Method Not Allowed")
+    if flavor == "flask":
+        error = werkzeug.exceptions.MethodNotAllowed(valid_methods=["POST"])
+        headers = [(b"content-type", FLASK_TEXT), (b"allow", b"POST")]
+        return Response(405, headers, error.get_body().encode())
     response = problem(
         405,
         "method-not-allowed",
@@ -92,25 +139,37 @@ def method_not_allowed(method: str) -> Response:
 
 
 def outcome_response(
-    outcome: Outcome, *, batch: bool = False, event: Event | None = None, index: int | None = None
+    outcome: Outcome,
+    *,
+    batch: bool = False,
+    event: Event | None = None,
+    index: int | None = None,
+    flavor: Flavor = "flask",
+    problems: bool = True,
 ) -> Response:
-    """The response for an outcome; ``event``/``index`` name the event that failed."""
+    """The response for an outcome; ``event``/``index`` name the event that failed.
+
+    Without ``problems``, an uncaught exception answers as functions-framework's
+    ``flavor`` of server does.
+    """
     if isinstance(outcome, Success):
-        return _success_response(outcome.replies, batch)
+        return _success_response(outcome.replies, batch, flavor)
     where = f"event [{index}] ({event.id}): " if index is not None and event is not None else ""
     if isinstance(outcome, RetryLater):
         return _retry_response(outcome, where)
     if outcome.permanent:
         title = "The event cannot be processed"
         return problem(422, "permanent-failure", title, where + outcome.message, outcome.error_type)
+    if not problems:
+        return crash(flavor)
     title = "The function raised an error"
     return problem(500, "function-error", title, where + outcome.message, outcome.error_type)
 
 
-def _success_response(replies: list[Event], batch: bool) -> Response:
+def _success_response(replies: list[Event], batch: bool, flavor: Flavor) -> Response:
     if not replies:
-        return Response(204, [])
-    headers, body = batch_http(replies) if batch or len(replies) > 1 else binary_http(replies[0])
+        return ok(flavor)
+    headers, body = batch_http(replies) if batch or len(replies) > 1 else http_message(replies[0])
     return Response(200, encode_headers(headers), body)
 
 

@@ -6,8 +6,8 @@ outcome as JSON (:func:`~cumulo.runtimes.worker.outcome.outcome_to_dict`) to
 ``result_path``, atomically. Its return value is the exit code: 0 success, 75
 retry (``EX_TEMPFAIL``), 1 failure.
 
-An http function in job mode gets the event as a binary-mode POST to ``/``
-through the same app the worker serves, and its response is read with the
+Any other signature (http, event, typed) gets the event as a binary-mode POST
+to ``/`` through the same app the worker serves (asking for problem+json errors), and its response is read with the
 worker's own contract (:func:`~cumulo.runtimes.worker.contract.outcome_from_response`).
 """
 
@@ -29,25 +29,32 @@ from cumulo.events.event import Event, from_json
 from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
 from cumulo.runtimes.worker.app import build_app
 from cumulo.runtimes.worker.asgi import Message, encode_headers
-from cumulo.runtimes.worker.contract import outcome_from_response
+from cumulo.runtimes.worker.contract import PROBLEM_JSON, outcome_from_response
 from cumulo.runtimes.worker.outcome import invoke_cloudevent, outcome_to_dict
-from cumulo.runtimes.worker.target import detect_signature, load_target
+from cumulo.runtimes.worker.target import LoadedFunction, detect_signature, load_function
 
 EXIT_SUCCESS = 0
 EXIT_FAILURE = 1
 EXIT_RETRY = 75
 
 
-def run_job(fn: Callable[..., Any], *, signature: str | None, name: str, event: Event) -> Outcome:
+def run_job(
+    fn: Callable[..., Any] | LoadedFunction, *, signature: str | None, name: str, event: Event
+) -> Outcome:
     """Run ``fn`` on ``event`` here, to completion."""
-    if detect_signature(fn, signature) == "cloudevent":
-        return invoke_cloudevent(fn, event, name=name)
-    return asyncio.run(_post_to_http_function(fn, name, event))
+    bare = fn.fn if isinstance(fn, LoadedFunction) else fn
+    kind = detect_signature(bare, signature)
+    if kind == "cloudevent":
+        return invoke_cloudevent(bare, event, name=name)
+    return asyncio.run(_post_to_function(fn, kind, name, event))
 
 
-async def _post_to_http_function(fn: Callable[..., Any], name: str, event: Event) -> Outcome:
-    app = build_app(fn, signature="http", name=name, concurrency=1)
-    headers, body = binary_http(event)
+async def _post_to_function(
+    fn: Callable[..., Any] | LoadedFunction, signature: str, name: str, event: Event
+) -> Outcome:
+    app = build_app(fn, signature=signature, name=name, concurrency=1)  # type: ignore[arg-type]
+    headers, body = binary_http(event)  # an http function reads the ce-* headers
+    headers["accept"] = PROBLEM_JSON
     try:
         status, response_headers, response_body = await call_asgi(app, "POST", "/", headers, body)
     finally:
@@ -94,7 +101,7 @@ def exit_code(outcome: Outcome) -> int:
 
 
 def job_main(
-    target: str | Callable[..., Any],
+    target: str | Callable[..., Any] | LoadedFunction,
     source_dir: Path | None = None,
     *,
     event_path: Path,
@@ -109,7 +116,7 @@ def job_main(
     ``run_id`` is what :func:`cumulo.context.current_run_id` answers inside it.
     """
     try:
-        fn = target if callable(target) else load_target(target, source_dir)
+        fn = load_function(target, source_dir) if isinstance(target, str) else target
         event = from_json(Path(event_path).read_bytes())
         with running(run_id):
             outcome = run_job(fn, signature=signature, name=name, event=event)

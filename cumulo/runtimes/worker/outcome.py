@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
@@ -25,6 +25,7 @@ from cumulo.events import tracing
 from cumulo.events.cloudevent import replies_from_result, to_sdk
 from cumulo.events.event import Event, from_envelope, to_json
 from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
+from cumulo.runtimes.worker.execution import executing
 from cumulo.runtimes.worker.target import accepts_native_event, is_async_callable
 
 log = logging.getLogger("cumulo.worker")
@@ -49,7 +50,11 @@ def outcome_from_exception(error: BaseException, *, name: str, event: Event | No
 
 
 class CloudEventInvoker:
-    """Calls one cloudevent function on events and turns what happens into an Outcome."""
+    """Calls one cloudevent function on events and turns what happens into an Outcome.
+
+    Each call runs in the request's execution context (:mod:`~cumulo.runtimes.worker.execution`),
+    from the request's headers when there are any.
+    """
 
     def __init__(self, fn: Callable[..., Any], *, name: str):
         self.fn = fn
@@ -64,28 +69,47 @@ class CloudEventInvoker:
     def _success(self, result: Any, event: Event) -> Success:
         return Success(replies_from_result(result, default_source=self.source, cause=event))
 
-    def call(self, event: Event) -> Outcome:
-        """Run a sync function to completion in this thread (an async one via ``asyncio.run``)."""
-        if self.is_async:
-            return asyncio.run(self.call_async(event))
-        try:
-            with tracing.handling(event):  # events made meanwhile join the event's trace
-                return self._success(self.fn(self._argument(event)), event)
-        except Exception as e:
-            return outcome_from_exception(e, name=self.name, event=event)
-
-    async def call_async(self, event: Event, executor: Executor | None = None) -> Outcome:
-        """Await an async function; run a sync one in ``executor``."""
-        if not self.is_async:
-            return await asyncio.get_running_loop().run_in_executor(executor, self.call, event)
+    def run_raising(self, event: Event) -> Outcome:
+        """Run a sync function here; only Cumulo's own errors become outcomes, others propagate."""
         try:
             with tracing.handling(event):
-                return self._success(await self.fn(self._argument(event)), event)
-        except Exception as e:
+                return self._success(self.fn(self._argument(event)), event)
+        except (Retry, PermanentError, InvalidEventError) as e:
             return outcome_from_exception(e, name=self.name, event=event)
 
+    def call(self, event: Event, headers: Mapping[str, str] | None = None) -> Outcome:
+        """Run a sync function to completion in this thread (an async one via ``asyncio.run``)."""
+        if self.is_async:
+            return asyncio.run(self.call_async(event, headers=headers))
+        with executing(headers or {}):
+            try:
+                with tracing.handling(event):  # events made meanwhile join the event's trace
+                    return self._success(self.fn(self._argument(event)), event)
+            except Exception as e:
+                return outcome_from_exception(e, name=self.name, event=event)
+
+    async def call_async(
+        self,
+        event: Event,
+        executor: Executor | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Outcome:
+        """Await an async function; run a sync one in ``executor``."""
+        if not self.is_async:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(executor, self.call, event, headers)
+        with executing(headers or {}):
+            try:
+                with tracing.handling(event):
+                    return self._success(await self.fn(self._argument(event)), event)
+            except Exception as e:
+                return outcome_from_exception(e, name=self.name, event=event)
+
     async def call_each(
-        self, events: Sequence[Event], executor: Executor | None = None
+        self,
+        events: Sequence[Event],
+        executor: Executor | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> tuple[Outcome, int | None]:
         """Process events in order, stopping at the first that does not succeed.
 
@@ -94,7 +118,7 @@ class CloudEventInvoker:
         """
         replies: list[Event] = []
         for index, event in enumerate(events):
-            outcome = await self.call_async(event, executor)
+            outcome = await self.call_async(event, executor, headers)
             if not isinstance(outcome, Success):
                 return outcome, index
             replies.extend(outcome.replies)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cumulo.errors import BusError, BusUnavailableError, UnknownBackendError
+from cumulo.errors import BusError, BusUnavailableError, MissingExtraError, UnknownBackendError
 from cumulo.events.bus import Ack, Backend, BusSettings, bus_from_url
 from cumulo.events.bus.sqlite import SqliteBus, SqliteSettings
 from cumulo.testing import make_events
@@ -62,7 +62,7 @@ def test_bus_from_url_picks_the_backend_by_scheme(tmp_path: Path):
 
 def test_a_missing_client_library_names_the_extra_to_install():
     backend = Backend(("x",), "cumulo_missing_client_lib.bus", "Bus", extra="x")
-    with pytest.raises(UnknownBackendError, match=r"pip install 'cumulo\[x\]'"):
+    with pytest.raises(MissingExtraError, match=r"pip install 'cumulo\[x\]'"):
         backend.load()
 
 

@@ -48,3 +48,16 @@ async def ff_async_hello(request: Request):
         return {"created": True}, 201
     body = await request.body()
     return f"async {request.method} {len(body)}"
+
+
+@functions_framework.cloud_event
+def ff_ce_strict(cloud_event):
+    """Returns nothing, as functions-framework functions do; raises on ``{"crash": true}``."""
+    if isinstance(cloud_event.data, dict) and cloud_event.data.get("crash"):
+        raise ValueError("asked to crash")
+
+
+def ff_background(data, context):
+    """A legacy background function; raises on ``{"crash": true}``."""
+    if isinstance(data, dict) and data.get("crash"):
+        raise ValueError("asked to crash")
