@@ -163,6 +163,8 @@ def worker(
 
     Takes functions-framework's command line too: `cumulo worker --target f --source main.py`.
     """
+    from functions_framework.exceptions import FunctionsFrameworkException
+
     from cumulo.config import WorkerSettings
     from cumulo.runtimes.worker.app import build_app
     from cumulo.runtimes.worker.serve import serve
@@ -177,8 +179,8 @@ def worker(
             concurrency=concurrency,
             asgi=asgi,
         )
-    except CumuloError as e:
-        raise fail(str(e), 2) from e
+    except (CumuloError, FunctionsFrameworkException) as e:
+        raise fail(f"{type(e).__name__}: {e}", 2) from e
     if settings.app_api_token:  # Dapr's sidecar sends it on every callback
         from cumulo.runtimes.worker.dapr import DaprTokenCheck
 

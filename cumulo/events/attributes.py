@@ -7,7 +7,8 @@ Cumulo takes in or publishes, and returns every problem it finds:
   URI-reference; ``specversion`` is ``1.0`` or ``0.3``;
 - ``datacontenttype`` is a media type (RFC 2045/9110: ``type/subtype`` and
   ``; name=value`` parameters), so it can always travel as a Content-Type
-  header; ``time`` is an RFC 3339 timestamp;
+  header; ``time`` is an RFC 3339 timestamp (its offset may be left out, as the
+  CloudEvents SDK and functions-framework allow: the value is kept as sent);
 - in 1.0, ``dataschema`` is an absolute URI; in 0.3, ``schemaurl`` is a
   URI-reference and ``datacontentencoding`` an RFC 2045 encoding name (a token
   such as ``base64``). Each version's names are plain extensions in the other;
@@ -62,7 +63,7 @@ _URI = re.compile(rf"{_SCHEME}{_URI_CHARS}")
 _RFC3339 = re.compile(
     r"(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
     r"[Tt]([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(?:\.\d+)?"
-    r"(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)"
+    r"(?:[Zz]|[+-](?:[01]\d|2[0-3]):[0-5]\d)?"  # no offset: as the SDK and functions-framework take it
 )
 
 

@@ -42,6 +42,12 @@ def problems(decode, attributes: dict[str, Any], rules: EdgeRules = SPEC_ONLY) -
 
 
 @pytest.mark.parametrize("decode", MODES, ids=lambda f: f.__name__)
+@pytest.mark.parametrize("decode", MODES, ids=lambda f: f.__name__)
+def test_a_time_without_an_offset_passes_as_sent_as_the_sdk_takes_it(decode) -> None:
+    [event] = decode({**BASE, "time": "2020-08-16T13:58:54.471765"})  # functions-framework's tests
+    assert event.attributes["time"] == "2020-08-16T13:58:54.471765"
+
+
 @pytest.mark.parametrize(
     ("changes", "named"),
     [

@@ -32,6 +32,7 @@ from typing import Any
 
 import flask
 import orjson
+from functions_framework.exceptions import FunctionsFrameworkException
 
 from cumulo.runtimes.worker.aio_functions import StarletteFunction
 from cumulo.runtimes.worker.asgi import (
@@ -55,6 +56,13 @@ from cumulo.runtimes.worker.outcome import CloudEventInvoker
 from cumulo.runtimes.worker.target import LoadedFunction, Signature, serving_signature, wants_asgi
 
 HEALTH_ROUTE = "/_cumulo/health"
+# functions-framework's ASGI server refuses these signatures, in these words (its tests check
+# them); serve them without --asgi.
+ASGI_REFUSES = {
+    "typed": "ASGI server does not support typed events (signature type: 'typed')",
+    "event": "ASGI server does not support legacy background events (signature type: 'event'). "
+    "Use 'cloudevent' signature type instead.",
+}
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
@@ -76,6 +84,8 @@ class WorkerApp:
         self.name = name
         self.signature = serving_signature(function.fn, signature)
         self.asgi = wants_asgi(function.fn, asgi)
+        if asgi and self.signature in ASGI_REFUSES:
+            raise FunctionsFrameworkException(ASGI_REFUSES[self.signature])
         self.pool = LazyExecutor(concurrency, name)
         invoker = (
             CloudEventInvoker(function.fn, name=name) if self.signature == "cloudevent" else None

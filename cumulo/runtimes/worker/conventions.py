@@ -56,6 +56,7 @@ def _log_with_execution_ids() -> None:
     logging.config.dictConfig(
         {
             "version": 1,
+            "disable_existing_loggers": False,  # the worker's own loggers keep logging
             "handlers": {
                 "execution": {
                     "class": "logging.StreamHandler",

@@ -13,11 +13,13 @@ for the paths without Flask.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import secrets
 import string
 import sys
 from collections.abc import Iterator, Mapping
+from typing import Any
 
 from functions_framework import execution_id as ff_execution
 
@@ -42,16 +44,24 @@ def context_from(headers: Mapping[str, str]) -> ff_execution.ExecutionContext:
     )
 
 
+@functools.cache
+def _log_redirects() -> tuple[contextlib.redirect_stdout[Any], contextlib.redirect_stderr[Any]]:
+    """One pair for the process: entered by every request, concurrent ones included (each
+    line is labelled with the execution context current where it is written)."""
+    return (
+        contextlib.redirect_stdout(ff_execution.LoggingHandlerAddExecutionId(sys.stdout)),
+        contextlib.redirect_stderr(ff_execution.LoggingHandlerAddExecutionId(sys.stderr)),
+    )
+
+
 @contextlib.contextmanager
 def executing(headers: Mapping[str, str]) -> Iterator[None]:
     """Run the block in the request's execution context (and its log format, when on)."""
     token = ff_execution.execution_context_var.set(context_from(headers))  # type: ignore[arg-type]
     try:
         if execution_id_logging():
-            with (
-                contextlib.redirect_stdout(ff_execution.LoggingHandlerAddExecutionId(sys.stdout)),
-                contextlib.redirect_stderr(ff_execution.LoggingHandlerAddExecutionId(sys.stderr)),
-            ):
+            stdout, stderr = _log_redirects()
+            with stdout, stderr:
                 yield
         else:
             yield

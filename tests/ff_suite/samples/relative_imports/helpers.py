@@ -1,0 +1,3 @@
+"""A module imported relatively by main.py."""
+
+RESULT = "success"
