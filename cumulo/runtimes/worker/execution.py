@@ -6,21 +6,23 @@ header (a 12-character random id when absent) and the span id of
 ``functions_framework.execution_id._get_current_context()``. With
 ``LOG_EXECUTION_ID`` on, what the function prints goes out as JSON lines
 carrying them (functions-framework's own stream wrapper does the formatting).
-The Flask paths use functions-framework's decorator directly; this module is
-for the paths without Flask.
+:class:`executing` is for the paths without Flask, :func:`in_execution_context`
+for Flask views.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
+import random
 import re
-import secrets
 import string
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+import flask
 from functions_framework import execution_id as ff_execution
 
 from cumulo.runtimes.worker.conventions import execution_id_logging
@@ -29,19 +31,39 @@ ID_HEADER = "function-execution-id"
 TRACE_HEADER = "x-cloud-trace-context"
 ID_ALPHABET = string.ascii_letters + string.digits
 ID_LENGTH = 12
+# functions-framework's variable (typed by its default, None, for mypy)
+CONTEXT: contextvars.ContextVar[Any] = ff_execution.execution_context_var
 TRACE_CONTEXT = re.compile(r"^(?P<trace>\w+)/(?P<span>\d+);o=[01]$")
 
 
 def new_execution_id() -> str:
-    return "".join(secrets.choice(ID_ALPHABET) for _ in range(ID_LENGTH))
+    return "".join(random.choices(ID_ALPHABET, k=ID_LENGTH))
 
 
-def context_from(headers: Mapping[str, str]) -> ff_execution.ExecutionContext:
+class LazyExecutionContext(ff_execution.ExecutionContext):  # type: ignore[misc]
+    """An execution context whose id, when the request brought none, is made on first use:
+    most functions never ask, and the hot path need not pay for it."""
+
+    def __init__(self, execution_id: str | None, span_id: str | None):
+        self._execution_id = execution_id
+        self.span_id = span_id
+
+    @property
+    def execution_id(self) -> str:
+        if self._execution_id is None:
+            self._execution_id = new_execution_id()
+        return self._execution_id
+
+    @execution_id.setter
+    def execution_id(self, value: str | None) -> None:
+        self._execution_id = value
+
+
+def context_from(headers: Mapping[str, str]) -> LazyExecutionContext:
     """The context of a request with these (lower-case) headers."""
-    trace = TRACE_CONTEXT.match(headers.get(TRACE_HEADER, ""))
-    return ff_execution.ExecutionContext(
-        headers.get(ID_HEADER) or new_execution_id(), trace.group("span") if trace else None
-    )
+    trace = headers.get(TRACE_HEADER)
+    matched = TRACE_CONTEXT.match(trace) if trace else None
+    return LazyExecutionContext(headers.get(ID_HEADER), matched.group("span") if matched else None)
 
 
 @functools.cache
@@ -54,16 +76,40 @@ def _log_redirects() -> tuple[contextlib.redirect_stdout[Any], contextlib.redire
     )
 
 
-@contextlib.contextmanager
-def executing(headers: Mapping[str, str]) -> Iterator[None]:
+class executing:
     """Run the block in the request's execution context (and its log format, when on)."""
-    token = ff_execution.execution_context_var.set(context_from(headers))  # type: ignore[arg-type]
-    try:
-        if execution_id_logging():
-            stdout, stderr = _log_redirects()
-            with stdout, stderr:
-                yield
-        else:
-            yield
-    finally:
-        ff_execution.execution_context_var.reset(token)
+
+    __slots__ = ("headers", "redirects", "token")
+
+    def __init__(self, headers: Mapping[str, str]):
+        self.headers = headers
+
+    def __enter__(self) -> None:
+        self.token = CONTEXT.set(context_from(self.headers))
+        self.redirects = _log_redirects() if execution_id_logging() else ()
+        for redirect in self.redirects:
+            redirect.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        for redirect in reversed(self.redirects):
+            redirect.__exit__(None, None, None)
+        CONTEXT.reset(self.token)
+
+
+def in_execution_context(view: Callable[..., Any]) -> Callable[..., Any]:
+    """A Flask view run in its request's execution context.
+
+    The context stays set after the view returns, so that Flask's log of a crash,
+    written after the view, carries the execution id too; the next request on the
+    thread sets its own.
+    """
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        CONTEXT.set(context_from(flask.request.headers))  # type: ignore[arg-type]
+        if not execution_id_logging():
+            return view(*args, **kwargs)
+        stdout, stderr = _log_redirects()
+        with stdout, stderr:
+            return view(*args, **kwargs)
+
+    return run

@@ -21,7 +21,6 @@ from typing import Any
 
 import flask
 import werkzeug.routing
-from functions_framework import execution_id as ff_execution
 
 from cumulo.errors import PayloadTooLargeError
 from cumulo.runtimes.worker import conventions, flask_views
@@ -35,6 +34,7 @@ from cumulo.runtimes.worker.asgi import (
     send_response,
 )
 from cumulo.runtimes.worker.contract import invalid_request_response
+from cumulo.runtimes.worker.execution import in_execution_context
 from cumulo.runtimes.worker.outcome import CloudEventInvoker
 from cumulo.runtimes.worker.target import LoadedFunction, Signature, typed_input
 from cumulo.runtimes.worker.wsgi import WSGIApp, call_wsgi, wsgi_environ
@@ -61,11 +61,10 @@ def configure_flask_app(
         app.url_map.add(Rule("/", endpoint="empty", methods=["GET"]))
         app.view_functions["empty"] = lambda: ""
     app.url_map.add(Rule("/<path:path>", endpoint="run", methods=methods))
-    enabled = conventions.execution_id_logging()
-    app.view_functions["run"] = ff_execution.set_execution_context(flask.request, enabled)(view)
+    app.view_functions["run"] = in_execution_context(view)
     if conventions.legacy_mode():
         _answer_none_with_ok(app)
-    return ff_execution.WsgiMiddleware(app.wsgi_app)  # type: ignore[no-any-return]
+    return app.wsgi_app
 
 
 def has_user_error_handlers(app: flask.Flask) -> bool:
