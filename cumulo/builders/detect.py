@@ -47,7 +47,7 @@ class BuildPlan:
     def entrypoint(self) -> list[str]:
         command = ["python3", "-m", "cumulo", "worker", "--target", self.handler]
         command += ["--source", APP_DIR, "--name", self.function]
-        command += ["--signature", self.signature] if self.signature else []
+        command += ["--signature-type", self.signature] if self.signature else []
         return [*command, "--host", "0.0.0.0"]  # a container listens on all its interfaces
 
     @property
