@@ -88,6 +88,7 @@ def up(
     """Run a project on this machine: bus, gateway, dispatchers, sources and workers."""
     import uvloop
 
+    from cumulo.functions.model_registry import model_catalog
     from cumulo.runtimes.local.platform import Platform
     from cumulo.spec import load_project
 
@@ -104,7 +105,8 @@ def up(
         raise fail(str(e), 2) from e
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         try:
-            runner.run(Platform(loaded, settings).run(on_ready=print_ready))
+            platform = Platform(loaded, settings, model_catalog=model_catalog)
+            runner.run(platform.run(on_ready=print_ready))
         except CumuloError as e:
             raise failure(e) from e
 

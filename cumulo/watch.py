@@ -14,7 +14,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from cumulo.functions.lineage import (
+from cumulo.events.lineage import (
     MODEL_DEPLOYED,
     MODEL_REJECTED,
     PREFIX,
@@ -29,7 +29,7 @@ Page = Callable[[int], list[dict[str, Any]]]  # offset → the messages after it
 
 def describe(event: dict[str, Any]) -> str:
     """One line for a chain event."""
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    data = _object(event.get("data"))
     kind = event["type"].removeprefix(PREFIX)
     model = f"{data.get('model', '')} v{data['version']}" if "version" in data else ""
     if kind == "model.evaluated":
@@ -47,9 +47,13 @@ CHAIN_ENDS = (MODEL_DEPLOYED, MODEL_REJECTED, RUN_FAILED)
 
 def started_by(event: dict[str, Any]) -> str | None:
     """The id of the event that started the chain this event is part of."""
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
-    lineage = data.get("lineage") if isinstance(data.get("lineage"), dict) else {}
-    return lineage.get("triggerEvent")
+    found = _object(_object(event.get("data")).get("lineage")).get("triggerEvent")
+    return found if isinstance(found, str) else None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one."""
+    return value if isinstance(value, dict) else {}
 
 
 class Watch:

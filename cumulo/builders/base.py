@@ -75,19 +75,3 @@ class BuilderRegistry:
             known = ", ".join(self.names())
             raise BuilderNotFoundError(f"no builder named '{name}' (known: {known})")
         return self.factories[key](options or BuildOptions())
-
-
-def default_registry() -> BuilderRegistry:
-    """The builders that run on this machine: ``oci`` (layered, alias ``auto``) and ``buildah``.
-
-    Kaniko and buildpacks build in a cluster: see :mod:`.kaniko` and :mod:`.buildpacks`.
-    """
-    from cumulo.builders.buildah import BuildahBuilder
-    from cumulo.builders.layered import LayeredBuilder
-
-    registry = BuilderRegistry()
-    registry.register("oci", LayeredBuilder)
-    registry.register("buildah", BuildahBuilder)
-    registry.alias("auto", "oci")
-    registry.alias("layered", "oci")
-    return registry

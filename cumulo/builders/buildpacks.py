@@ -48,7 +48,7 @@ def buildpacks_job(
     env = [{"name": "CNB_PLATFORM_API", "value": PLATFORM_API}]
     env += [{"name": "BPE_DEFAULT_" + key, "value": value} for key, value in plan.image_env.items()
             if key != "PYTHONPATH"]  # fmt: skip
-    mounts = [
+    mounts: list[dict[str, Any]] = [
         {"name": "workspace", "mountPath": WORKSPACE},
         {"name": "cache", "mountPath": "/cache"},
     ]

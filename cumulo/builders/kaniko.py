@@ -44,7 +44,7 @@ def kaniko_job(
         args += ["--cache=true", f"--cache-repo={ref.registry}/{ref.repository}/cache"]
     if insecure:
         args += ["--insecure", "--insecure-pull", "--skip-tls-verify"]
-    mounts = [{"name": "workspace", "mountPath": WORKSPACE}]
+    mounts: list[dict[str, Any]] = [{"name": "workspace", "mountPath": WORKSPACE}]
     if docker_config_secret:
         mounts.append({"name": "docker-config", "mountPath": "/kaniko/.docker", "readOnly": True})
     container = {"name": "kaniko", "image": EXECUTOR, "args": args, "volumeMounts": mounts}

@@ -18,7 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cumulo.builders.base import BuilderRegistry, BuildOptions, BuildResult, default_registry
+from cumulo.builders.available import default_registry
+from cumulo.builders.base import BuilderRegistry, BuildOptions, BuildResult
 from cumulo.builders.detect import BuildPlan, detect
 from cumulo.errors import BuildError, Problem, SpecError
 from cumulo.spec.load import load_project

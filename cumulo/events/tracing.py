@@ -21,10 +21,19 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
-if TYPE_CHECKING:
-    from cumulo.events.event import Event
+
+class Traced(Protocol):
+    """What tracing needs of an event (:class:`cumulo.events.event.Event` is one)."""
+
+    @property
+    def attributes(self) -> Mapping[str, Any]: ...
+
+    def with_attributes(self: T, **changes: Any) -> T: ...
+
+
+T = TypeVar("T", bound=Traced)
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -89,19 +98,19 @@ def context_of(attributes: Mapping[str, Any]) -> SpanContext | None:
     return parse(attributes.get(TRACEPARENT), attributes.get(TRACESTATE))
 
 
-def trace_id_of(event: Event) -> str | None:
+def trace_id_of(event: Traced) -> str | None:
     context = context_of(event.attributes)
     return context.trace_id if context else None
 
 
-def ensure_trace(event: Event) -> Event:
+def ensure_trace(event: T) -> T:
     """``event`` if it carries a valid traceparent, else a copy that starts a new trace."""
     if context_of(event.attributes) is not None:
         return event
     return event.with_attributes(**new_trace().attributes())
 
 
-def reply_of(cause: Event, reply: Event) -> Event:
+def reply_of(cause: Traced, reply: T) -> T:
     """``reply`` in the trace of ``cause``: kept if already in it, else a new child span."""
     parent = context_of(cause.attributes)
     if parent is None:
@@ -129,7 +138,7 @@ def child_attributes() -> dict[str, str]:
 
 
 @contextmanager
-def handling(event: Event | None) -> Iterator[SpanContext | None]:
+def handling(event: Traced | None) -> Iterator[SpanContext | None]:
     """Make ``event``'s trace the current one within the block."""
     context = context_of(event.attributes) if event is not None else None
     token = _current.set(context)

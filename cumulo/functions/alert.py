@@ -43,9 +43,9 @@ from pydantic.alias_generators import to_camel
 
 from cumulo.errors import AlertDeliveryError, PermanentError, Retry
 from cumulo.events.event import Event
+from cumulo.events.lineage import RUN_FAILED
 from cumulo.functions.channels import Channel, LogChannel, Message, render
 from cumulo.functions.context import FunctionContext, as_event, data_path
-from cumulo.functions.lineage import RUN_FAILED
 from cumulo.functions.transactions import create_store, write_transaction
 from cumulo.spec.models import Duration
 

@@ -37,11 +37,11 @@ from cumulo.builders.base import BuildOptions
 from cumulo.builders.project import BuildRequest, build_functions
 from cumulo.errors import PermanentError, SpecError
 from cumulo.events.event import Event
+from cumulo.events.lineage import IMAGE_BUILT, Lineage, lineage_event
 from cumulo.functions.capabilities import EVENT_SETTABLE, hides_platform_paths
 from cumulo.functions.clone_plans import clone_planner
 from cumulo.functions.clones import checked_ref, clone_at, clone_url, folder_name
 from cumulo.functions.context import FunctionContext, as_event, data_path, event_data
-from cumulo.functions.lineage import IMAGE_BUILT, Lineage, lineage_event
 
 
 class BuildImageParams(BaseModel):

@@ -29,7 +29,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Concatenate, Final, ParamSpec, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar, cast
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonDict
@@ -170,7 +170,6 @@ def hides_platform_paths(
 ) -> Callable[Concatenate[Any, P], R]:
     """Decorate ``run(ctx, ...)``: its errors say STATE_DIR / PROJECT_DIR, not the folders."""
 
-    @functools.wraps(run)
     def hidden(ctx: Any, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return run(ctx, *args, **kwargs)
@@ -180,7 +179,7 @@ def hides_platform_paths(
                 raise
             raise _reworded(e, text) from None
 
-    return hidden
+    return cast(Callable[Concatenate[Any, P], R], functools.update_wrapper(hidden, run))
 
 
 def hide_paths(text: str, settings: FunctionSettings) -> str:

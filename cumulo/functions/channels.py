@@ -36,7 +36,7 @@ from pydantic.alias_generators import to_camel
 
 from cumulo.errors import AlertDeliveryError, PermanentError
 from cumulo.events.event import Event
-from cumulo.functions.lineage import MODEL_DRIFTED, MODEL_REJECTED, RUN_FAILED
+from cumulo.events.lineage import MODEL_DRIFTED, MODEL_REJECTED, RUN_FAILED
 from cumulo.spec.models import Duration
 
 LOG_TAIL_CHARS = 2500

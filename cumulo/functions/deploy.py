@@ -41,9 +41,9 @@ from pydantic.alias_generators import to_camel
 
 from cumulo.errors import ModelNotFoundError, PermanentError
 from cumulo.events.event import Event
+from cumulo.events.lineage import MODEL_DEPLOYED, Lineage, lineage_event
 from cumulo.functions.capabilities import EVENT_SETTABLE
 from cumulo.functions.context import FunctionContext, as_event, data_path, event_data
-from cumulo.functions.lineage import MODEL_DEPLOYED, Lineage, lineage_event
 from cumulo.functions.model_registry import ModelRegistry
 from cumulo.manifests.knative import NAME_PATTERN, canary_traffic, knative_service
 

@@ -47,10 +47,10 @@ with from_extra("ml", needed_by=__name__):
 
 from cumulo.errors import DatasetError, PermanentError
 from cumulo.events.event import Event
+from cumulo.events.lineage import MODEL_DRIFTED, Lineage, lineage_event
 from cumulo.functions.capabilities import DATA_ROOTS_HELP, EVENT_SETTABLE, hides_platform_paths
 from cumulo.functions.context import FunctionContext, as_event, event_data
 from cumulo.functions.datasets import load_dataset
-from cumulo.functions.lineage import MODEL_DRIFTED, Lineage, lineage_event
 from cumulo.functions.model_registry import ModelVersion
 from cumulo.functions.modelfile import ModelBundle, bin_fractions, load_bundle
 

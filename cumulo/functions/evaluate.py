@@ -34,6 +34,7 @@ from pydantic.alias_generators import to_camel
 
 from cumulo.errors import DatasetError, ModelNotFoundError, PermanentError
 from cumulo.events.event import Event
+from cumulo.events.lineage import MODEL_EVALUATED, MODEL_REJECTED, Lineage, lineage_event
 from cumulo.functions.capabilities import DATA_ROOTS_HELP, hides_platform_paths
 from cumulo.functions.context import FunctionContext, as_event, event_data
 from cumulo.functions.datasets import Dataset, load_dataset
@@ -44,7 +45,6 @@ from cumulo.functions.estimators import (
     default_metric,
     metric_direction,
 )
-from cumulo.functions.lineage import MODEL_EVALUATED, MODEL_REJECTED, Lineage, lineage_event
 from cumulo.functions.model_registry import ModelVersion
 from cumulo.functions.modelfile import ModelBundle, Task, load_bundle
 from cumulo.functions.train import permanent

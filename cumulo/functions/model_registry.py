@@ -16,7 +16,7 @@ import sqlite3
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel
 
@@ -196,7 +196,7 @@ class ModelRegistry:
         ).fetchone()
         if row is None:
             raise ModelNotFoundError(f"model {name!r} has no version {version}")
-        return row
+        return cast(sqlite3.Row, row)
 
     def _champion_version(self, db: sqlite3.Connection, name: str) -> int | None:
         row = db.execute(
@@ -217,3 +217,18 @@ class ModelRegistry:
 
 def _json(*values: dict[str, Any] | None) -> tuple[str, ...]:
     return tuple(json.dumps(value or {}) for value in values)
+
+
+def model_catalog(path: Path) -> list[dict[str, Any]]:
+    """Every model in the registry at ``path``: its versions (stage, metrics, lineage) and
+    promotion history, as the dashboard shows them (none when there is no registry yet)."""
+    if not path.exists():
+        return []
+    registry = ModelRegistry(path)
+    by_name: dict[str, list[dict[str, Any]]] = {}
+    for version in registry.versions():
+        by_name.setdefault(version.name, []).append(version.model_dump())
+    return [
+        {"name": name, "versions": versions, "history": registry.history(name)}
+        for name, versions in by_name.items()
+    ]

@@ -68,7 +68,7 @@ def bin_fractions(values: Any, edges: Any) -> list[float]:
         np.searchsorted(inner, np.asarray(values, dtype=float), side="right"),
         minlength=max(len(edges) - 1, 1),
     )
-    return (counts / max(counts.sum(), 1)).tolist()
+    return [float(share) for share in counts / max(counts.sum(), 1)]
 
 
 def _plain(value: Any) -> Any:

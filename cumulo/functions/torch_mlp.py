@@ -145,8 +145,8 @@ class TorchMLP:
         weight, bias = self.layers_[-1]
         output = hidden @ weight.T + bias
         if self.classes_ is not None:
-            return self.classes_[np.argmax(output, axis=1)]
-        return output[:, 0] * self.y_scale_ + self.y_mean_
+            return np.asarray(self.classes_[np.argmax(output, axis=1)])
+        return np.asarray(output[:, 0] * self.y_scale_ + self.y_mean_)
 
 
 def _where(error: Any) -> str:

@@ -42,11 +42,11 @@ with from_extra("ml", needed_by=__name__):
 
 from cumulo.errors import DatasetError, MLError, PermanentError
 from cumulo.events.event import Event
+from cumulo.events.lineage import MODEL_TRAINED, RUN_PROGRESS, Lineage, lineage_event
 from cumulo.functions.capabilities import DATA_ROOTS_HELP, EVENT_SETTABLE, hides_platform_paths
 from cumulo.functions.context import FunctionContext, as_event, event_data
 from cumulo.functions.datasets import Dataset, load_dataset, split, write_parquet, xy
 from cumulo.functions.estimators import Progress, Trainer, build_trainer, compute_metrics
-from cumulo.functions.lineage import MODEL_TRAINED, RUN_PROGRESS, Lineage, lineage_event
 from cumulo.functions.modelfile import ModelBundle, Task, feature_profile, save_bundle
 
 STEPS = ("load dataset", "split", "fit", "score holdout", "store artifacts", "register")

@@ -133,7 +133,7 @@ def _resources(cluster: Cluster) -> list[Resource]:
 
 
 def _apply(
-    cluster: Cluster, obj: Mapping[str, Any], live: Mapping[Key, dict], dry_run: bool
+    cluster: Cluster, obj: Mapping[str, Any], live: Mapping[Key, dict[str, Any]], dry_run: bool
 ) -> Change:
     resource = cluster.resource(obj["apiVersion"], obj["kind"])
     name = obj["metadata"]["name"]

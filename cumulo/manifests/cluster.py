@@ -15,12 +15,13 @@ that cannot be reached :class:`ClusterUnreachableError`, a refusal a
 
 from __future__ import annotations
 
+import builtins
 import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cumulo.errors import (
     ClusterAuthError,
@@ -132,24 +133,32 @@ class Cluster:
 
     # --- objects -------------------------------------------------------------------
 
-    def apply(self, resource: Resource, obj: Mapping[str, Any], *, dry_run: bool = False) -> dict:
+    def apply(
+        self, resource: Resource, obj: Mapping[str, Any], *, dry_run: bool = False
+    ) -> dict[str, Any]:
         """Server-side apply ``obj`` as field manager ``cumulo``, taking over conflicts."""
         meta = obj["metadata"]
         query = [("fieldManager", FIELD_MANAGER), ("force", "true"), ("fieldValidation", "Strict")]
-        return self.request(
-            "PATCH",
-            resource.path(meta.get("namespace"), meta["name"]),
-            query=query + _dry_run(dry_run),
-            body=dict(obj),
-            content_type=APPLY_PATCH,
-            obj=f"{obj['kind']}/{meta['name']}",
+        return cast(
+            dict[str, Any],
+            self.request(
+                "PATCH",
+                resource.path(meta.get("namespace"), meta["name"]),
+                query=query + _dry_run(dry_run),
+                body=dict(obj),
+                content_type=APPLY_PATCH,
+                obj=f"{obj['kind']}/{meta['name']}",
+            ),
         )
 
-    def get(self, resource: Resource, namespace: str | None, name: str) -> dict | None:
+    def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         """The live object, or ``None`` when there is none."""
-        return self.request("GET", resource.path(namespace, name), missing_ok=True)
+        found = self.request("GET", resource.path(namespace, name), missing_ok=True)
+        return cast(dict[str, Any] | None, found)
 
-    def list(self, resource: Resource, namespace: str | None, selector: str) -> list[dict]:
+    def list(
+        self, resource: Resource, namespace: str | None, selector: str
+    ) -> list[dict[str, Any]]:
         """Objects matching a label selector (each with its apiVersion and kind filled in)."""
         listing = self.request(
             "GET", resource.path(namespace), query=[("labelSelector", selector)], missing_ok=True
@@ -189,7 +198,9 @@ class Cluster:
             raise request_error(status, data, obj)
         return json.loads(data) if data else {}
 
-    def _send(self, method: str, path: str, query: list, headers: dict, body: Any) -> tuple:
+    def _send(
+        self, method: str, path: str, query: builtins.list[Any], headers: dict[str, str], body: Any
+    ) -> tuple[int, bytes]:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 

@@ -99,7 +99,9 @@ def params_env(function: str, params: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
-def secret_env(ctx: Context, where: str, refs: Iterable[tuple[str, SecretRef]]) -> list[dict]:
+def secret_env(
+    ctx: Context, where: str, refs: Iterable[tuple[str, SecretRef]]
+) -> list[dict[str, Any]]:
     """Env vars read from Secrets (``valueFrom.secretKeyRef``), checking each reference."""
     env = []
     for path, ref in refs:

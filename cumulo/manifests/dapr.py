@@ -37,21 +37,18 @@ component it consumes (``targets.components.<bus>.inbound``):
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
+from cumulo.events.dapr_rules import duration, filter_expression, retry_policy
 from cumulo.manifests.brokers import Broker
 from cumulo.manifests.common import Context
-from cumulo.spec import Delivery, Filter, Function, Trigger
+from cumulo.spec import Filter, Function, Trigger
 
 API_V1 = "dapr.io/v1alpha1"
 API_SUBSCRIPTION = "dapr.io/v2alpha1"
 EVENTS_ROUTE = "/dapr/events"  # cumulo.runtimes.worker.dapr.EVENTS_ROUTE
 SKIP_ROUTE = "/dapr/skip"  # cumulo.runtimes.worker.dapr.SKIP_ROUTE: no rule matched
-CEL_ATTRIBUTES = frozenset(
-    {"id", "source", "type", "subject", "specversion", "time", "datacontenttype"}
-)
 COMPONENT_TYPES = {"redis": "pubsub.redis", "kafka": "pubsub.kafka", "nats": "pubsub.jetstream"}
 
 
@@ -123,45 +120,6 @@ def _filters(trigger: Trigger) -> list[Filter]:
     return filters
 
 
-def filter_expression(filters: list[Filter]) -> str | None:
-    """The CEL rule of filters ANDed together; ``None``: everything matches."""
-    parts = [text for text in (_cel(f) for f in filters) if text is not None]
-    return " && ".join(parts) if len(parts) > 1 else (parts[0] if parts else None)
-
-
-def _cel(node: Filter) -> str | None:
-    """One filter as CEL; ``None`` stands for ``true`` (also for what CEL cannot see)."""
-    if node.all is not None:
-        parts = [text for text in (_cel(f) for f in node.all) if text is not None]
-        return "(" + " && ".join(parts) + ")" if parts else None
-    if node.any is not None:
-        branches = [_cel(f) for f in node.any]
-        if any(text is None for text in branches):
-            return None
-        return "(" + " || ".join(p for p in branches if p) + ")"
-    if node.not_ is not None:
-        inner = _cel(node.not_)
-        return None if inner is None else f"!({inner})"
-    return _attributes(node)
-
-
-def _attributes(node: Filter) -> str | None:
-    forms = {
-        "exact": "event.{} == {}",
-        "prefix": "event.{}.startsWith({})",
-        "suffix": "event.{}.endsWith({})",
-    }
-    for dialect, form in forms.items():
-        values = getattr(node, dialect)
-        if values is None:
-            continue
-        if not set(values) <= CEL_ATTRIBUTES:
-            return None
-        parts = [form.format(name, json.dumps(text)) for name, text in sorted(values.items())]
-        return parts[0] if len(parts) == 1 else "(" + " && ".join(parts) + ")"
-    return None
-
-
 def resiliency(
     ctx: Context, function: Function, triggers: list[Trigger], components: Mapping[str, str]
 ) -> dict[str, Any] | None:
@@ -180,9 +138,7 @@ def resiliency(
             continue
         first[bus] = trigger
         policies["retries"][f"retry-{bus}"] = retry_policy(delivery)
-        policies["timeouts"][f"timeout-{bus}"] = _duration(
-            delivery.timeout or function.spec.timeout
-        )
+        policies["timeouts"][f"timeout-{bus}"] = duration(delivery.timeout or function.spec.timeout)
         inbound = {"retry": f"retry-{bus}", "timeout": f"timeout-{bus}"}
         targets[components[bus]] = {"inbound": inbound}
     if not targets:
@@ -204,25 +160,3 @@ def _check_same_delivery(ctx: Context, first: Trigger, other: Trigger) -> None:
             f"differs from trigger {first.name!r} of the same function on bus "
             f"{first.spec.bus!r}; Dapr applies one retry policy per app and pub/sub component",
         )
-
-
-def retry_policy(delivery: Delivery) -> dict[str, Any]:
-    """A trigger's delivery policy as a Dapr retry policy (see the module docstring)."""
-    if delivery.backoff_policy == "exponential":
-        return {
-            "policy": "exponential",
-            "maxInterval": _duration(delivery.max_backoff),
-            "maxRetries": delivery.retries,
-        }
-    return {
-        "policy": "constant",
-        "duration": _duration(delivery.backoff_delay),
-        "maxRetries": delivery.retries,
-    }
-
-
-def _duration(seconds: float) -> str:
-    """A Go duration: ``5s``, ``250ms``."""
-    if seconds == int(seconds):
-        return f"{int(seconds)}s"
-    return f"{round(seconds * 1000)}ms"

@@ -32,7 +32,9 @@ from cumulo.manifests.common import Context
 API_VERSION = "keda.sh/v1alpha1"
 
 
-def scaler(broker: Broker, topic: str, group: str, threshold: int, min_replicas: int) -> dict:
+def scaler(
+    broker: Broker, topic: str, group: str, threshold: int, min_replicas: int
+) -> dict[str, Any]:
     """One KEDA trigger reading the backlog of ``group`` on ``topic``."""
     if broker.kind == "kafka":
         metadata = {
@@ -81,7 +83,12 @@ def trigger_authentication(ctx: Context, broker: Broker) -> dict[str, Any]:
 
 
 def scaled_object(
-    ctx: Context, name: str, triggers: list[dict], min_replicas: int, max_replicas: int, idle: float
+    ctx: Context,
+    name: str,
+    triggers: list[dict[str, Any]],
+    min_replicas: int,
+    max_replicas: int,
+    idle: float,
 ) -> dict[str, Any]:
     """Scale Deployment ``name`` between min and max replicas (0: from zero) on its backlog."""
     return {
@@ -99,7 +106,11 @@ def scaled_object(
 
 
 def scaled_job(
-    ctx: Context, name: str, pod: dict[str, Any], triggers: list[dict], limits: dict[str, int]
+    ctx: Context,
+    name: str,
+    pod: dict[str, Any],
+    triggers: list[dict[str, Any]],
+    limits: dict[str, int],
 ) -> dict[str, Any]:
     """Start one Job per pending event, at most ``limits['max']`` at once.
 

@@ -47,7 +47,7 @@ def worker_args(function: Function) -> list[str]:
     return [*args, "--concurrency", str(spec.scale.concurrency), *ALL_INTERFACES]
 
 
-def function_env(ctx: Context, function: Function) -> tuple[dict[str, str], list[dict]]:
+def function_env(ctx: Context, function: Function) -> tuple[dict[str, str], list[dict[str, Any]]]:
     """A function's plain env (its own, then CUMULO_*) and its Secret references."""
     where = f"Function/{function.name}"
     plain = {**function.spec.env, **params_env(function.name, function.spec.params)}
@@ -56,7 +56,10 @@ def function_env(ctx: Context, function: Function) -> tuple[dict[str, str], list
 
 
 def function_container(
-    ctx: Context, function: Function, command: list[str], extra_env: list[dict] | None = None
+    ctx: Context,
+    function: Function,
+    command: list[str],
+    extra_env: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The container of a function's Deployment or Job."""
     plain, secrets = function_env(ctx, function)

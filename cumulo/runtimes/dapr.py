@@ -3,7 +3,7 @@
 Pure functions returning dicts in Dapr's CRD shapes (``dapr.io``), for a
 sidecar's ``--resources-path`` and for the worker's ``GET /dapr/subscribe``.
 The delivery-policy and filter mappings are the cluster renderer's
-(:mod:`cumulo.manifests.dapr`: ``retry_policy``, ``filter_expression``), so
+(:mod:`cumulo.events.dapr_rules`: ``retry_policy``, ``filter_expression``), so
 self-hosted and cluster Dapr behave alike; what differs here is that nothing
 needs a Kubernetes Secret or a rendering context:
 
@@ -42,7 +42,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cumulo.errors import Problem, SpecError
-from cumulo.manifests.dapr import filter_expression, retry_policy
+from cumulo.events.dapr_rules import filter_expression, retry_policy
 from cumulo.runtimes.worker.dapr import EVENTS_ROUTE, SKIP_ROUTE
 from cumulo.spec.models import Delivery, Filter, TriggerBinding
 

@@ -1,7 +1,7 @@
 """The decorator route: import a project's modules and collect their ``@function``\\s.
 
 Modules are imported with the project root first on ``sys.path`` while a fresh
-:class:`~cumulo.registry.Registry` is the default. Loading leaves the
+:class:`~cumulo.spec.registry.Registry` is the default. Loading leaves the
 interpreter as it found it: ``sys.path`` is restored, and the project's own
 modules are taken out of ``sys.modules`` again (a module of the same name
 imported before is put back), so the next load imports them afresh.
@@ -14,26 +14,22 @@ import os
 import sys
 import threading
 import traceback
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from cumulo.errors import Problem
 from cumulo.spec.problems import (
     Located,
-    Origin,
     display_path,
     error_message,
     format_location,
     join_path,
 )
-
-if TYPE_CHECKING:
-    from cumulo.registry import Declaration
+from cumulo.spec.registry import Registry, resolve_declarations, use_registry
 
 DEFAULT_MODULE = "main"  # functions-framework's default source file, main.py
 _IMPORT_LOCK = threading.RLock()
@@ -55,8 +51,6 @@ def import_declared(
     """
     if not enabled:
         return [], []
-    from cumulo.registry import Registry, use_registry  # cumulo.registry imports cumulo.spec
-
     registry = Registry()
     problems: list[Problem] = []
     with use_registry(registry), _fresh_imports(project_dir):
@@ -64,23 +58,6 @@ def import_declared(
             problems.extend(_import(name, project_dir))
     located, invalid = resolve_declarations(registry.declarations)
     return located, problems + invalid
-
-
-def resolve_declarations(
-    declarations: Iterable[Declaration],
-) -> tuple[list[Located], list[Problem]]:
-    """Build each declaration's Function, located at ``file:qualname``."""
-    located: list[Located] = []
-    problems: list[Problem] = []
-    for declaration in declarations:
-        origin = Origin(
-            display_path(declaration.source_file), declaration.target.__qualname__, embedded=True
-        )
-        try:
-            located.append(Located(declaration.to_function(), origin))
-        except ValidationError as e:
-            problems.extend(origin.problems(e))
-    return located, problems
 
 
 @contextmanager

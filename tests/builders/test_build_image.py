@@ -13,9 +13,9 @@ from cumulo.builders.registry import RegistryClient
 from cumulo.config import FunctionSettings
 from cumulo.errors import CapabilityError, PermanentError
 from cumulo.events.event import Event, new_event
+from cumulo.events.lineage import IMAGE_BUILT
 from cumulo.functions.build_image import run_build_image
 from cumulo.functions.context import FunctionContext
-from cumulo.functions.lineage import IMAGE_BUILT
 from tests.servers.registry import Registry
 
 

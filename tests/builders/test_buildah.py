@@ -6,7 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from cumulo.builders.base import BuildOptions, default_registry
+from cumulo.builders.available import default_registry
+from cumulo.builders.base import BuildOptions
 from cumulo.builders.containerfile import render_containerfile
 from cumulo.builders.detect import detect
 from cumulo.spec.load import load_project

@@ -6,7 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from cumulo.builders.base import BuildOptions, default_registry
+from cumulo.builders.available import default_registry
+from cumulo.builders.base import BuildOptions
 from cumulo.builders.detect import detect
 from cumulo.builders.layered import LayeredBuilder
 from cumulo.builders.oci import build_layer, tree_entries

@@ -21,7 +21,7 @@ from tests.e2e.platform import RunningPlatform, cloudevent, wait_for
 
 FUNCTIONS = """
 from cumulo.functions.context import FunctionContext, as_event
-from cumulo.functions.lineage import RUN_PROGRESS, Lineage, lineage_event
+from cumulo.events.lineage import RUN_PROGRESS, Lineage, lineage_event
 
 def prepare(event):
     lineage = Lineage.of(as_event(event))

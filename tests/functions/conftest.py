@@ -13,8 +13,8 @@ from sklearn.datasets import make_classification, make_regression
 
 from cumulo.config import FunctionSettings
 from cumulo.events.event import Event
+from cumulo.events.lineage import DATASET_READY
 from cumulo.functions.context import FunctionContext
-from cumulo.functions.lineage import DATASET_READY
 
 
 class RecordingContext(FunctionContext):

@@ -17,10 +17,10 @@ from cloudevents.http import CloudEvent
 from cumulo.config import FunctionSettings
 from cumulo.errors import PermanentError, Retry
 from cumulo.events.event import new_event
+from cumulo.events.lineage import MODEL_DRIFTED, MODEL_REJECTED, RUN_FAILED
 from cumulo.functions.alert import AlertState, alert, incident_key, send_alert
 from cumulo.functions.channels import render, shown_url
 from cumulo.functions.context import FunctionContext, as_event
-from cumulo.functions.lineage import MODEL_DRIFTED, MODEL_REJECTED, RUN_FAILED
 from tests.servers.mail import MailServer, free_port
 
 LOG_TAIL = (

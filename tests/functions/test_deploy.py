@@ -11,10 +11,10 @@ import yaml
 from cumulo.config import FunctionSettings
 from cumulo.errors import PermanentError
 from cumulo.events.event import new_event
+from cumulo.events.lineage import MODEL_DEPLOYED, MODEL_EVALUATED
 from cumulo.functions import deploy as deploy_module
 from cumulo.functions.context import FunctionContext
 from cumulo.functions.deploy import deploy_evaluated, repository, resolve_image
-from cumulo.functions.lineage import MODEL_DEPLOYED, MODEL_EVALUATED
 from cumulo.functions.model_registry import ModelRegistry
 from cumulo.manifests import crd_schema, validate_manifest
 

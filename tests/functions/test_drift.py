@@ -13,10 +13,10 @@ from sklearn.linear_model import LogisticRegression
 
 from cumulo.config import FunctionSettings
 from cumulo.errors import PermanentError
+from cumulo.events.lineage import CRON_TICK, DATASET_READY, MODEL_DRIFTED
 from cumulo.functions.alert import send_alert
 from cumulo.functions.context import FunctionContext
 from cumulo.functions.drift import check_drift, population_stability
-from cumulo.functions.lineage import CRON_TICK, DATASET_READY, MODEL_DRIFTED
 from cumulo.functions.modelfile import ModelBundle, feature_profile, save_bundle
 
 MODEL = "churn"

@@ -10,8 +10,8 @@ import pytest
 
 from cumulo.errors import CapabilityError, PermanentError
 from cumulo.events.event import Event
+from cumulo.events.lineage import MODEL_EVALUATED, MODEL_REJECTED, MODEL_TRAINED
 from cumulo.functions.evaluate import evaluate, run_evaluation
-from cumulo.functions.lineage import MODEL_EVALUATED, MODEL_REJECTED, MODEL_TRAINED
 from cumulo.functions.train import run_training
 from tests.functions.conftest import MakeContext, classification_frame, cloud_event
 

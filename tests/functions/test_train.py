@@ -14,8 +14,8 @@ import pytest
 
 from cumulo.context import running
 from cumulo.errors import MissingExtraError, MLError, PermanentError
+from cumulo.events.lineage import CRON_TICK, MODEL_TRAINED, RUN_PROGRESS
 from cumulo.functions.estimators import build_trainer, compute_metrics
-from cumulo.functions.lineage import CRON_TICK, MODEL_TRAINED, RUN_PROGRESS
 from cumulo.functions.modelfile import load_bundle
 from cumulo.functions.torch_mlp import TorchMLP
 from cumulo.functions.train import STEPS, run_training, train

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from cumulo.cli import app
 from cumulo.errors import ManifestError
-from cumulo.manifests.dapr import filter_expression
+from cumulo.events.dapr_rules import filter_expression
 from cumulo.manifests.options import Canary, RenderOptions
 from cumulo.manifests.render import render_project, to_yaml
 from cumulo.manifests.schemas import object_problems

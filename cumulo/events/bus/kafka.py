@@ -53,7 +53,7 @@ from cumulo.events.bus.base import (
     StartAt,
     check_replay,
 )
-from cumulo.events.bus.kafka_client import KafkaClient, now_ms
+from cumulo.events.bus.kafka_client import KafkaClient, Record, now_ms
 from cumulo.events.bus.kafka_groups import GroupState
 from cumulo.events.bus.kafka_log import REGISTRY, KafkaLog
 from cumulo.events.event import Event, validate_attributes
@@ -151,7 +151,7 @@ class KafkaBus(KafkaLog):
                 return
             await self.ensure_topic(topic)
             low, high = await self._run(self.client.watermarks, self.meta, self.kname(topic))
-            record = (group.encode(), topic.encode(), [], now_ms())
+            record: Record = (group.encode(), topic.encode(), [], now_ms())
             await self._run(self.client.produce, await self.ensure_topic(REGISTRY), [record])
             state = await self._attach(group, topic, low if start == "earliest" else high)
             await self._run(self.client.commit, state.consumer, self.kname(topic), state.committed)

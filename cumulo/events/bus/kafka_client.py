@@ -53,7 +53,10 @@ class KafkaClient:
     def __init__(self, bootstrap: str, timeout: float = 5.0):
         self.bootstrap = bootstrap
         self.timeout = timeout
-        self.common = {"bootstrap.servers": bootstrap, "log.connection.close": False}
+        self.common: dict[str, Any] = {
+            "bootstrap.servers": bootstrap,
+            "log.connection.close": False,
+        }
         self.admin = AdminClient(dict(self.common))
         self.producer = self._new_producer()
 

@@ -170,8 +170,9 @@ class NatsBus(Bus):
             name=self.settings.stream,
             subjects=[f"{self.settings.prefix}.>"],
             storage=api.StorageType.FILE,
-            duplicate_window=max(window, MIN_DEDUP_WINDOW) if window > 0 else None,
         )
+        if window > 0:  # else the server's default window
+            config.duplicate_window = max(window, MIN_DEDUP_WINDOW)
         try:
             await self._js.stream_info(self.settings.stream)
         except nats.js.errors.NotFoundError:
@@ -230,7 +231,8 @@ class NatsBus(Bus):
     async def read(
         self, topic: str, *, after: int = 0, limit: int = 100, since: float | None = None
     ) -> list[Message]:
-        subject, found, seq = self._subject(topic), [], after + 1
+        subject, seq = self._subject(topic), after + 1
+        found: list[Message] = []
         while len(found) < limit:
             try:
                 async with self._errors():
@@ -356,19 +358,18 @@ class NatsBus(Bus):
             message = Message(
                 meta.sequence.stream, topic, event, _seconds(meta.timestamp), meta.num_delivered
             )
-            if meta.num_delivered == 1 and accept is not None and not accept(event):
-                message = None  # type: ignore[assignment]
-            messages.append((msg, message))
+            rejected = meta.num_delivered == 1 and accept is not None and not accept(event)
+            messages.append((msg, None if rejected else message))
         leased = []
         async with self._errors():
-            for msg, message in messages:
-                if message is None:
+            for msg, leasable in messages:
+                if leasable is None:
                     await self._ack(msg)
                     continue
                 await self._nak(msg, lease)
-                self._inflight[(group, message.offset)] = msg
-                self._due.setdefault(group, {})[message.offset] = time.time() + lease
-                leased.append(message)
+                self._inflight[(group, leasable.offset)] = msg
+                self._due.setdefault(group, {})[leasable.offset] = time.time() + lease
+                leased.append(leasable)
         return leased
 
     async def _nak(self, msg: Any, delay: float) -> None:

@@ -199,7 +199,9 @@ class RedisBus(Bus):
             raise BusError(f"redis bus {self.settings.address}: {e}") from e
 
     @property
-    def redis(self) -> aioredis.Redis:
+    def redis(self) -> Any:
+        """The client. Typed ``Any``: redis-py's stubs make every reply optional and every
+        value ``bytes | str``, where this bus's replies (decode off, streams it wrote) are not."""
         if self._client is None:
             raise BusError(f"redis bus {self.settings.address} is not started")
         return self._client

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from cumulo.errors import BusError, BusUnavailableError, InvalidEventError, UnknownBackendError
@@ -331,6 +331,7 @@ class _Txn:
     touched: set[str] = field(default_factory=set)  # topics published to: ring their bells
 
 
+T = TypeVar("T")
 Operation = Callable[[_Txn], Any]
 Query = Callable[[sqlite3.Connection], Any]
 
@@ -594,11 +595,12 @@ def _group(conn: sqlite3.Connection, group: str) -> tuple[str, int]:
     row = conn.execute("SELECT topic, cursor FROM groups WHERE name = ?", (group,)).fetchone()
     if row is None:
         raise BusError(f"unknown consumer group {group!r}: subscribe it first")
-    return row
+    return str(row[0]), int(row[1])
 
 
 def _next_due(conn: sqlite3.Connection, group: str) -> float | None:
-    return conn.execute("SELECT MIN(due) FROM deliveries WHERE grp = ?", (group,)).fetchone()[0]
+    due = conn.execute("SELECT MIN(due) FROM deliveries WHERE grp = ?", (group,)).fetchone()[0]
+    return None if due is None else float(due)
 
 
 class _Fetched(NamedTuple):
@@ -913,12 +915,12 @@ class SqliteBus(Bus):
         retention, window = self.settings.bus.retention, self.settings.bus.dedup_window
         return await self._write(partial(_trim, retention=retention, window=window))
 
-    async def _write(self, operation: Operation) -> Any:
+    async def _write(self, operation: Callable[[_Txn], T]) -> T:
         if self._writer is None:
             raise BusError(f"sqlite bus {self.settings.path} is not started")
-        return await self._writer.submit(operation)
+        return cast(T, await self._writer.submit(operation))
 
-    async def _read(self, query: Query) -> Any:
+    async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         if self._reader is None:
             raise BusError(f"sqlite bus {self.settings.path} is not started")
-        return await self._reader.run(query)
+        return cast(T, await self._reader.run(query))

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 from cumulo.errors import BusError, SourceError
 from cumulo.events.event import Event, new_event
+from cumulo.events.sources import SOURCE_EXTENSION
 from cumulo.events.sources.cron import Checkpoints, Publish
 from cumulo.events.sources.git import BRANCH_PREFIX, DEFAULT_TYPE, NO_COMMIT, matches
-from cumulo.events.sources.webhook import SOURCE_EXTENSION
 from cumulo.spec.models import EventSource
 
 log = logging.getLogger("cumulo.sources")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +109,14 @@ class KafkaStats:
 class KafkaEventSource:
     kind = "kafka"
 
-    def __init__(self, source: EventSource, publish: Publish, *, batch: int = BATCH, **config: Any):
+    def __init__(
+        self,
+        source: EventSource,
+        publish: Publish,
+        *,
+        batch: int = BATCH,
+        config: Mapping[str, Any] | None = None,
+    ):
         """``config``: extra librdkafka settings (TLS and SASL, for instance)."""
         spec = source.spec.kafka
         assert spec is not None
@@ -118,7 +125,7 @@ class KafkaEventSource:
         self.bootstrap = ",".join(spec.brokers)
         self.type = source.spec.type or DEFAULT_TYPE
         self.publish = publish
-        self.config = {**self._config(), **config}
+        self.config = {**self._config(), **(config or {})}
         self.batch = batch
         self.stats = KafkaStats()
 

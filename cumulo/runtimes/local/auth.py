@@ -26,12 +26,14 @@ needs the ``X-Cumulo-UI`` header, which no cross-site form can send.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from cumulo.runtimes.worker import contract
 from cumulo.runtimes.worker.asgi import Receive, Scope, Send, send_response
+
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 if TYPE_CHECKING:
     from cumulo.spec.models import Function
@@ -152,7 +154,7 @@ class BearerAuth:
 
     def __init__(
         self,
-        app,
+        app: ASGIApp,
         token: str | None,
         public: Collection[str] = (),
         publish_token: str | None = None,

@@ -36,7 +36,9 @@ class EmbeddedDaprBus(DaprBus):
         return await self.reader.read(topic, **options)
 
     async def topics(self) -> list[str]:
-        return await (self.reader or super()).topics()
+        if self.reader is None:
+            return await super().topics()
+        return await self.reader.topics()
 
     async def groups(self) -> list[Any]:
         return []  # Dapr's consumer groups are the sidecars'

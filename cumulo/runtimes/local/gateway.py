@@ -54,6 +54,7 @@ from cumulo.runtimes.worker import contract
 
 if TYPE_CHECKING:
     from cumulo.runtimes.local.platform import Platform
+    from cumulo.runtimes.local.pool import ServicePool
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 HOP_BY_HOP = frozenset(
@@ -157,7 +158,7 @@ class Gateway:
         outcome = await runner.deliver(events[0], timeout=runner.function.spec.timeout)
         return answer(contract.outcome_response(outcome))
 
-    async def proxy(self, pool, request: Request, body: bytes) -> Response:
+    async def proxy(self, pool: ServicePool, request: Request, body: bytes) -> Response:
         path = "/" + request.path_params.get("path", "")
         url_query = f"?{request.url.query}" if request.url.query else ""
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}

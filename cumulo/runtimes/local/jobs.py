@@ -19,8 +19,8 @@ import orjson
 from cumulo.errors import CumuloError
 from cumulo.events import tracing
 from cumulo.events.event import Event, from_envelope, to_json
+from cumulo.events.lineage import RUN_FAILED, Lineage, lineage_event
 from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
-from cumulo.functions.lineage import RUN_FAILED, Lineage, lineage_event
 from cumulo.runtimes.local.runs import Run, RunStore
 from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.local.template import Template

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -109,7 +109,7 @@ class StatsCollector:
             runs.update(await asyncio.to_thread(store.counts))
         self.runs = runs
 
-    def _destinations(self, kind: type) -> list:
+    def _destinations(self, kind: type) -> list[Any]:
         return [d for d in self.platform.destinations.values() if isinstance(d, kind)]
 
     def describe(self) -> list[Metric]:

@@ -33,10 +33,7 @@ class ObservedBus(Bus):
         self.name = name
         self.inner = inner
         self.count = count
-
-    @property  # type: ignore[override]
-    def url(self) -> str:
-        return self.inner.url
+        self.url = inner.url
 
     def __getattr__(self, attribute: str) -> Any:
         if attribute == "inner":  # not set yet (copying): no recursion

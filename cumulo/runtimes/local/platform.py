@@ -31,6 +31,7 @@ from cumulo.events.event import Event
 from cumulo.events.sources.webhook import HttpSource
 from cumulo.runtimes.local.checkpoints import SqliteCheckpoints
 from cumulo.runtimes.local.dapr_push import DaprPush
+from cumulo.runtimes.local.dashboard.data import ModelCatalog
 from cumulo.runtimes.local.environment import function_environment
 from cumulo.runtimes.local.gateway import Gateway
 from cumulo.runtimes.local.jobs import JobRunner
@@ -79,9 +80,12 @@ class GatewayServer(uvicorn.Server):
 
 
 class Platform:
-    def __init__(self, project: Project, settings: Settings):
+    def __init__(
+        self, project: Project, settings: Settings, *, model_catalog: ModelCatalog | None = None
+    ):
         self.project = project
         self.settings = settings
+        self.model_catalog = model_catalog  # the dashboard's models (the ML application's)
         self.state = settings.state_path(project.root)
         self.buses: dict[str, Bus] = {}
         self.templates: dict[str, Template] = {}

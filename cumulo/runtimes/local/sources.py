@@ -18,7 +18,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cumulo.sources")
 
-Running = CronSource | GitPoller | S3Poller | HttpSource  # and KafkaEventSource (cumulo[kafka])
+Running = Union[CronSource, GitPoller, S3Poller, HttpSource, "KafkaEventSource"]
 
 
 # --- building ----------------------------------------------------------------------
@@ -85,7 +85,7 @@ def build_source(
     if spec.kafka is not None:
         from cumulo.events.sources.kafka import KafkaEventSource
 
-        return KafkaEventSource(source, publish, **kafka_security(source))
+        return KafkaEventSource(source, publish, config=kafka_security(source))
     return None
 
 

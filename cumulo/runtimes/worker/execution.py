@@ -40,7 +40,7 @@ def new_execution_id() -> str:
     return "".join(random.choices(ID_ALPHABET, k=ID_LENGTH))
 
 
-class LazyExecutionContext(ff_execution.ExecutionContext):  # type: ignore[misc]
+class LazyExecutionContext(ff_execution.ExecutionContext):
     """An execution context whose id, when the request brought none, is made on first use:
     most functions never ask, and the hot path need not pay for it."""
 

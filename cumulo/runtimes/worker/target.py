@@ -174,7 +174,7 @@ def detect_signature(fn: Callable[..., Any], explicit: str | None = None) -> Sig
         return "cloudevent" if accepts_native_event(fn) else "http"
     if chosen not in SIGNATURES:
         raise TargetError(f"signature {chosen!r} is not one of {', '.join(SIGNATURES)}")
-    return typing.cast(Signature, chosen)
+    return chosen
 
 
 def registered_signature(fn: Callable[..., Any]) -> str | None:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class DashboardData:
     def __init__(self, platform: Platform):
         self.platform = platform
-        self.stores = data.Stores(platform.state)
+        self.stores = data.Stores(platform.state, platform.model_catalog)
         self._redrives: RedriveLog | None = None
 
     @property

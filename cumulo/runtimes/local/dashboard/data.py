@@ -8,17 +8,21 @@ last load. Scans are capped: the dashboard looks at recent history, not all of i
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from cumulo.events import tracing
 from cumulo.events.bus.base import Bus, Message
-from cumulo.functions.lineage import RUN_PROGRESS
-from cumulo.functions.model_registry import ModelRegistry
+from cumulo.events.lineage import RUN_PROGRESS
 from cumulo.runtimes.local.api_models import SearchQuery
 from cumulo.runtimes.local.runs import Run, RunStore
 from cumulo.runtimes.local.wiring import message_json
+
+# The models the dashboard lists, read from the registry file in the state folder:
+# the ML application's (cumulo.functions.model_registry.model_catalog), handed down by `up`.
+ModelCatalog = Callable[[Path], list[dict[str, Any]]]
 
 PAGE = 1000
 SCAN_CAP = 20_000  # the most recent events a scan keeps, per topic
@@ -77,8 +81,11 @@ class EventQuery:
         event = message.event
         if self.until is not None and message.published_at > self.until:
             return False
-        pairs = ((self.type, event.type), (self.source, event.source))
-        pairs += ((self.subject, event.subject or ""),)
+        pairs = (
+            (self.type, event.type),
+            (self.source, event.source),
+            (self.subject, event.subject),
+        )
         return all(want.lower() in str(have).lower() for want, have in pairs if want)
 
 
@@ -151,8 +158,9 @@ def log_tail(path: str, limit: int = LOG_TAIL_BYTES) -> str:
 class Stores:
     """The platform's SQLite stores, read off the event loop."""
 
-    def __init__(self, state: Path):
+    def __init__(self, state: Path, model_catalog: ModelCatalog | None = None):
         self.state = state
+        self.model_catalog = model_catalog
         self._runs: RunStore | None = None
 
     @property
@@ -171,18 +179,6 @@ class Stores:
             return None
 
     async def models(self) -> list[dict[str, Any]]:
-        return await asyncio.to_thread(models_json, self.state / "models.db")
-
-
-def models_json(path: Path) -> list[dict[str, Any]]:
-    """Every model: its versions (stage, metrics, lineage) and promotion history."""
-    if not path.exists():
-        return []
-    registry = ModelRegistry(path)
-    by_name: dict[str, list[dict[str, Any]]] = {}
-    for version in registry.versions():
-        by_name.setdefault(version.name, []).append(version.model_dump())
-    return [
-        {"name": name, "versions": versions, "history": registry.history(name)}
-        for name, versions in by_name.items()
-    ]
+        if self.model_catalog is None:
+            return []
+        return await asyncio.to_thread(self.model_catalog, self.state / "models.db")

@@ -50,7 +50,7 @@ def reason(event: Event) -> dict[str, Any]:
     return {
         "errorType": attributes.get(delivery.ERROR_TYPE),
         "message": attributes.get(delivery.ERROR_MESSAGE),
-        "attempts": int(attempts) if str(attempts or "").isdigit() else None,
+        "attempts": int(str(attempts)) if str(attempts or "").isdigit() else None,
         "destination": attributes.get(delivery.DESTINATION),
         "trigger": attributes.get(delivery.TRIGGER),
     }
@@ -97,7 +97,10 @@ class RedriveLog:
                 "SELECT offset, target, new_offset, at FROM redrives WHERE bus = ? AND topic = ?",
                 (bus, topic),
             ).fetchall()
-        return {row[0]: Redrive(*row, already=True) for row in rows}
+        return {
+            offset: Redrive(offset, target, new_offset, at, already=True)
+            for offset, target, new_offset, at in rows
+        }
 
     def record(self, bus: str, topic: str, redrive: Redrive) -> None:
         with self._connect() as db:

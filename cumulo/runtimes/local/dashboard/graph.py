@@ -68,9 +68,9 @@ def build(project: Project, status: dict[str, Any], messages: list[Message]) -> 
             graph.edge(
                 graph.node("type", type_), function, delivered.get(trigger.name, 0), trigger.name
             )
-    for function in project.functions.values():
-        for type_ in function.spec.emits:
-            graph.edge(graph.node("function", function.name), graph.node("type", type_))
+    for emitter in project.functions.values():
+        for type_ in emitter.spec.emits:
+            graph.edge(graph.node("function", emitter.name), graph.node("type", type_))
     _add_observed(graph, messages)
     return graph
 
