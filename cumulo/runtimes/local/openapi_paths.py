@@ -128,14 +128,16 @@ def _functions() -> dict[str, Any]:
     def call(method: str, params: list[dict[str, Any]]) -> dict[str, Any]:
         return operation(
             f"{method.upper()} to a function's own HTTP endpoint.",
-            {"default": {"description": "Whatever the function answers."}},
-            "400: A job function's request is not one valid CloudEvent.",
-            "404: No such function.", "413", "415: Not a CloudEvents content type (job functions).",
+            {"default": {"description": "Whatever the function answers, in its own content"
+                         " type (a functions-framework function answers as under"
+                         " functions-framework)."}},
+            "404: No such function.",
             "502: The worker dropped the request.", "503: The function's worker could not start.",
             "504: The function did not answer in time.",
             security=OPTIONAL_TOKEN, parameters=params,
             description="A service function is proxied (its worker cold-started if needed);"
-            " a job function takes one CloudEvent and answers when the run ends. With"
+            " a job function takes one CloudEvent and answers when the run ends (400, 413 or"
+            " 415 problem+json when the request is not one valid CloudEvent). With"
             " `CUMULO_API_TOKEN` set, a function needs the token unless its spec says"
             " `access: public`.",
         )  # fmt: skip
