@@ -1,36 +1,28 @@
 """The trigger dispatcher: a consumer group that feeds one function.
 
-For each trigger it leases matching events from the bus, delivers them to the
-function's destination with up to ``concurrency`` in flight, and settles each
-one by the trigger's delivery policy: ack (publishing the function's replies in
-the same step), retry after a backoff, or dead-letter with the reason.
-
-Whatever goes wrong while an event is prepared or delivered (it cannot be
-encoded for the wire, the destination raises) is that event's failure: it is
-retried by the policy and then dead-lettered with the exception as its reason
-(``EncodingError: ...``), and counted. Only what the bus itself fails at
-(a :class:`~cumulo.errors.BusError`) is left to the lease, which brings the
-event back.
+For each trigger it leases matching events from the bus, hands each to the
+trigger's :class:`~cumulo.events.engine.DeliveryEngine` (maxEventAge, dedup,
+the delivery, the settlement decision) with up to ``concurrency`` in flight,
+and settles it on the bus: ack (publishing the function's replies in the same
+step), retry after a backoff, or dead-letter with the reason. A settlement
+whose events the bus refuses becomes a dead letter. Only what the bus itself
+fails at (a :class:`~cumulo.errors.BusError`) is left to the lease, which
+brings the event back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from cumulo.errors import BusError, InvalidEventError
-from cumulo.events import delivery, tracing
-from cumulo.events.attributes import repaired
-from cumulo.events.bus.base import Ack, Bus, DeadLetter, Message, Nack, Settlement, StartAt
+from cumulo.events.bus.base import Bus, DeadLetter, Message, Settlement, StartAt
 from cumulo.events.bus.names import trigger_group
-from cumulo.events.event import Event
+from cumulo.events.engine import DeliveryEngine
 from cumulo.events.filters import compile_filter
-from cumulo.events.middleware import Delivery, DeliveryMiddleware, notify
-from cumulo.events.outcome import Destination, Failure, Outcome, RetryLater, Success
+from cumulo.events.middleware import Delivery, DeliveryMiddleware
+from cumulo.events.outcome import Destination, Outcome
 from cumulo.spec.models import Trigger
 
 log = logging.getLogger("cumulo.dispatcher")
@@ -38,31 +30,6 @@ log = logging.getLogger("cumulo.dispatcher")
 IDLE_POLL_SECONDS = 1.0  # picks up events written by other processes
 LEASE_MARGIN_SECONDS = 10.0
 MAX_RECONNECT_SECONDS = 30.0
-
-
-@dataclass
-class TriggerStats:
-    delivered: int = 0
-    retried: int = 0
-    dead_lettered: int = 0
-    skipped_duplicates: int = 0
-
-
-@dataclass
-class Seen:
-    """Trigger-side dedup: keys seen within the window, oldest first."""
-
-    window: float
-    keys: OrderedDict[tuple[str, ...], float] = field(default_factory=OrderedDict)
-
-    def contains(self, key: tuple[str, ...], now: float) -> bool:
-        while self.keys and next(iter(self.keys.values())) < now - self.window:
-            self.keys.popitem(last=False)
-        return key in self.keys
-
-    def add(self, key: tuple[str, ...], now: float) -> None:
-        self.keys[key] = now
-        self.keys.move_to_end(key)
 
 
 class TriggerDispatcher:
@@ -78,14 +45,13 @@ class TriggerDispatcher:
     ):
         self.bus = bus
         self.trigger = trigger
-        self.destination = destination
-        self.policy = trigger.spec.delivery
-        self.timeout = self.policy.timeout or function_timeout
+        self.timeout = trigger.spec.delivery.timeout or function_timeout
         self.concurrency = concurrency
         self.accept = compile_filter(trigger.spec)
-        self.stats = TriggerStats()
-        self.middleware = tuple(middleware)  # in order: see cumulo.events.middleware
-        self._seen = Seen(trigger.spec.dedup.window if trigger.spec.dedup else 0.0)
+        self.engine = DeliveryEngine(
+            trigger, destination, timeout=self.timeout, middleware=middleware
+        )
+        self.stats = self.engine.stats
         self._tasks: set[asyncio.Task[Delivery]] = set()
         self._slot_freed = asyncio.Event()
         self.joined = asyncio.Event()  # the group is on the bus, or joining failed (logged)
@@ -168,41 +134,12 @@ class TriggerDispatcher:
         return (await self._handle(messages[0])).outcome
 
     async def _handle(self, message: Message) -> Delivery:
-        record = Delivery(
-            self.trigger.name,
-            self.trigger.spec.function,
-            message,
-            tracing.ensure_trace(message.event),  # an untraced event gets a trace here
-            started=time.time(),
-        )
-        try:
-            record.settlement = await self._settlement_for(message, record)
-        except BusError:  # the bus, not the event: the lease brings it back
-            log.exception(
-                "trigger %s: offset %s: the bus failed", self.trigger.name, message.offset
-            )
-            return record
-        except Exception as error:  # preparing or delivering it failed: the event's own failure
-            record.settlement = self._settlement_for_error(message, record, error)
-        if not await self._settle_or_dead_letter(message, record):
-            return record
-        record.settled = time.time()
-        notify(self.middleware, record)
+        record = await self.engine.attempt(message)
+        if record.settlement is not None and await self._settle_or_dead_letter(record):
+            self.engine.finished(record)
         return record
 
-    def _settlement_for_error(
-        self, message: Message, record: Delivery, error: Exception
-    ) -> Settlement:
-        log.warning(
-            "trigger %s: offset %s could not be delivered: %r",
-            self.trigger.name,
-            message.offset,
-            error,
-        )
-        record.outcome = Failure(type(error).__name__, str(error) or repr(error))
-        return self._settlement_from(message, record.outcome, record.event)
-
-    async def _settle_or_dead_letter(self, message: Message, record: Delivery) -> bool:
+    async def _settle_or_dead_letter(self, record: Delivery) -> bool:
         """Settle; a settlement whose events the bus refuses becomes a dead letter instead.
 
         False when nothing could be settled: the lease then brings the event back.
@@ -215,80 +152,13 @@ class TriggerDispatcher:
             if isinstance(record.settlement, DeadLetter):
                 log.exception("trigger %s: dead letter refused", self.trigger.name)
                 return False
-            if isinstance(record.outcome, Success):
-                self.stats.delivered -= 1
-            reason = f"the bus refused what settling it publishes: {error}"
-            record.settlement = self._dead_letter(message, type(error).__name__, reason)
+            self.engine.refused(record, error)
         except Exception:  # the lease brings it back; never lose it
             log.exception(
-                "trigger %s: settling offset %s failed", self.trigger.name, message.offset
+                "trigger %s: settling offset %s failed", self.trigger.name, record.message.offset
             )
             return False
-        return await self._settle_or_dead_letter(message, record)
-
-    async def _invoke(self, record: Delivery) -> Outcome:
-        record.invoked = time.time()
-        record.outcome = await self.destination.deliver(record.event, timeout=self.timeout)
-        record.duration = time.time() - record.invoked
-        return record.outcome
-
-    async def _settlement_for(self, message: Message, record: Delivery) -> Settlement:
-        now = time.time()
-        if delivery.is_expired(self.policy, message.published_at, now):
-            return self._dead_letter(message, "EventExpired", "older than maxEventAge")
-        key = self._dedup_key(message.event)
-        if key and self._seen.contains(key, now):
-            self.stats.skipped_duplicates += 1
-            return Ack(message.offset)
-        outcome = await self._invoke(record)
-        if key and isinstance(outcome, Success):
-            self._seen.add(key, now)
-        return self._settlement_from(message, outcome, record.event)
-
-    def _settlement_from(self, message: Message, outcome: Outcome, cause: Event) -> Settlement:
-        if isinstance(outcome, Success):
-            self.stats.delivered += 1
-            topic = self.trigger.spec.topic
-            replies = [tracing.reply_of(cause, reply) for reply in outcome.replies]
-            return Ack(message.offset, emit=[(topic, reply) for reply in replies])
-        retryable = isinstance(outcome, RetryLater) or not outcome.permanent
-        if retryable and delivery.should_retry(self.policy, message.attempt):
-            self.stats.retried += 1
-            delay = getattr(outcome, "delay", None)
-            if delay is None:
-                delay = delivery.backoff_delay(self.policy, message.attempt)
-            return Nack(message.offset, delay, f"{outcome.error_type}: {outcome.message}")
-        return self._dead_letter(message, outcome.error_type, outcome.message)
-
-    def _dead_letter(self, message: Message, error_type: str, text: str) -> DeadLetter:
-        """A dead letter the bus can take, even for an event stored before today's rules."""
-        self.stats.dead_lettered += 1
-        attributes, changed = repaired(message.event.attributes)
-        if changed:
-            text += f" (attributes repaired or dropped to dead-letter it: {', '.join(changed)})"
-        event = delivery.dead_letter(
-            Event(attributes, message.event.data),
-            error_type=error_type,
-            message=text,
-            attempts=message.attempt,
-            destination=self.trigger.spec.function,
-            trigger=self.trigger.name,
-        )
-        log.warning(
-            "trigger %s: dead-lettered %s after %d attempt(s): %s: %s",
-            self.trigger.name,
-            message.event,
-            message.attempt,
-            error_type,
-            text,
-        )
-        return DeadLetter(message.offset, self.policy.dead_letter_topic, event)
-
-    def _dedup_key(self, event: Event) -> tuple[str, ...]:
-        """The trigger's dedup key for an event; empty when the trigger does not dedup."""
-        if self.trigger.spec.dedup is None:
-            return ()
-        return tuple(str(event.attributes.get(name, "")) for name in self.trigger.spec.dedup.key)
+        return await self._settle_or_dead_letter(record)
 
     async def _settle(self, settlement: Settlement) -> None:
         while True:

@@ -30,8 +30,11 @@ dead-letter topic, and answers ``SUCCESS``. Dapr's own dead-lettering (which
 drops the reasons) is left for events the gateway could not answer.
 Deliveries carry a random ``dapr-api-token``; others get 401.
 
-Not carried over from pull delivery: consumer-side dedup, ``maxEventAge``,
-replay, consumer-group listings, and per-delivery telemetry middleware.
+Each event goes through the trigger's
+:class:`~cumulo.events.engine.DeliveryEngine`, as pulled ones do: ``maxEventAge``
+(measured from the event's ``time``, when it has one), the trigger's dedup,
+the one settlement decision and the delivery middleware (metrics, spans).
+Not carried over from pull delivery: replay and consumer-group listings.
 Listing a topic (``/api/events``) reads the broker through its own bus when
 the broker is Redis.
 """
@@ -43,7 +46,9 @@ import hmac
 import logging
 import re
 import secrets
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
@@ -53,13 +58,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from cumulo.errors import BusError, CumuloError, InvalidEventError, RuntimeFailure
-from cumulo.events import delivery, tracing
+from cumulo.errors import BusError, InvalidEventError, RuntimeFailure
 from cumulo.events.bus import Bus, BusSettings, bus_from_url
+from cumulo.events.bus.base import DeadLetter, Message, Nack, Settlement
 from cumulo.events.cloudevent import events_from_http
+from cumulo.events.engine import DeliveryEngine
 from cumulo.events.event import Event
 from cumulo.events.filters import compile_filter
-from cumulo.events.outcome import Outcome, RetryLater, Success
 from cumulo.runtimes.dapr import component, resiliency, subscription
 from cumulo.runtimes.local.daprd import Sidecar, daprd_binary, launch
 from cumulo.runtimes.local.wiring import bus_url
@@ -71,6 +76,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("cumulo.dapr")
 
 ROUTE = "/dapr/deliver/"
+SUCCESS, RETRY = "SUCCESS", "RETRY"  # Dapr's answers
 TOKEN_HEADER = "dapr-api-token"
 DAPR_EXTENSIONS = ("pubsubname", "topic", "traceid", "tracestate")
 CLAIM_MARGIN_SECONDS = 60.0
@@ -103,6 +109,7 @@ class DaprPush:
         self.token = secrets.token_urlsafe(24)
         self.triggers: dict[str, Trigger] = {}
         self.accepts: dict[str, Any] = {}  # trigger name -> its compiled filter
+        self.engines: dict[str, DeliveryEngine] = {}  # trigger name -> its delivery engine
 
     @property
     def folder(self) -> Path:
@@ -146,6 +153,15 @@ class DaprPush:
         triggers = self.platform.project.all_triggers().values()
         self.triggers = {t.name: t for t in triggers if self.pushes(t)}
         self.accepts = {name: compile_filter(t.spec) for name, t in self.triggers.items()}
+        self.engines = {
+            name: DeliveryEngine(
+                t,
+                self.platform.destinations[t.spec.function],
+                timeout=self._timeout(t),
+                middleware=self.platform.telemetry.middleware,
+            )
+            for name, t in self.triggers.items()
+        }
         await asyncio.gather(
             *(
                 self._start(t.name, self._resources(t), app_port=port)
@@ -211,58 +227,64 @@ class DaprPush:
             events = events_from_http(request.headers, await request.body())
         except InvalidEventError as e:
             return JSONResponse({"status": "DROP", "message": str(e)})
-        status = "SUCCESS"
+        status = SUCCESS
         for event in events:
             status = await self._handle(trigger, _without_dapr(event))
         return JSONResponse({"status": status})
 
     async def _handle(self, trigger: Trigger, event: Event) -> str:
         if not self.accepts[trigger.name](event):
-            return "SUCCESS"
+            return SUCCESS
         key = (trigger.name, event.source, event.id)
         attempt = self.attempts[key] = self.attempts.get(key, 0) + 1
-        event = tracing.ensure_trace(event)
-        try:
-            outcome = await self._invoke(trigger, event)
-            status = await self._settle(trigger, event, outcome, attempt)
-        except BusError:
-            return "RETRY"  # the replies or the dead letter were not published
-        if status == "SUCCESS":
+        bus = self.platform.buses[trigger.spec.bus]
+        status = await push_one(self.engines[trigger.name], bus, event, attempt)
+        if status == SUCCESS:
             self.attempts.pop(key, None)
         return status
 
-    async def _invoke(self, trigger: Trigger, event: Event) -> Outcome:
-        destination = self.platform.destinations[trigger.spec.function]
-        try:
-            return await destination.deliver(event, timeout=self._timeout(trigger))
-        except CumuloError as e:
-            return RetryLater(type(e).__name__, str(e))
 
-    async def _settle(self, trigger: Trigger, event: Event, outcome: Outcome, attempt: int) -> str:
-        bus = self.platform.buses[trigger.spec.bus]
-        if isinstance(outcome, Success):
-            replies = [tracing.reply_of(event, reply) for reply in outcome.replies]
-            if replies:
-                await bus.publish(trigger.spec.topic, replies)
-            return "SUCCESS"
-        policy = trigger.spec.delivery
-        retryable = isinstance(outcome, RetryLater) or not outcome.permanent
-        if retryable and delivery.should_retry(policy, attempt):
-            return "RETRY"
-        dead = delivery.dead_letter(
-            event,
-            error_type=outcome.error_type,
-            message=outcome.message,
-            attempts=attempt,
-            destination=trigger.spec.function,
-            trigger=trigger.name,
-        )
-        await bus.publish(policy.dead_letter_topic, [dead])
-        log.warning(
-            "trigger %s: dead-lettered %s after %d attempt(s): %s: %s",
-            trigger.name, event, attempt, outcome.error_type, outcome.message,
-        )  # fmt: skip
-        return "SUCCESS"
+async def push_one(engine: DeliveryEngine, bus: Bus, event: Event, attempt: int) -> str:
+    """Run one pushed event through the trigger's engine and carry out its settlement on
+    ``bus``; Dapr's answer (``RETRY`` also when the bus failed: Dapr brings it back)."""
+    message = Message(0, engine.trigger.spec.topic, event, published_at(event), attempt)
+    record = await engine.attempt(message)
+    while record.settlement is not None:
+        try:
+            status = await _carry_out(bus, record.settlement)
+        except InvalidEventError as error:
+            if isinstance(record.settlement, DeadLetter):
+                log.exception("trigger %s: dead letter refused", engine.trigger.name)
+                return RETRY
+            engine.refused(record, error)
+            continue
+        except BusError:
+            return RETRY
+        engine.finished(record)
+        return status
+    return RETRY
+
+
+async def _carry_out(bus: Bus, settlement: Settlement) -> str:
+    """Publish what a settlement carries; Dapr's answer for it."""
+    if isinstance(settlement, Nack):
+        return RETRY  # Dapr's resiliency policy waits and delivers again
+    if isinstance(settlement, DeadLetter):
+        await bus.publish(settlement.topic, [settlement.event], dedup=False)
+        return SUCCESS
+    for topic in dict.fromkeys(topic for topic, _ in settlement.emit):
+        await bus.publish(topic, [reply for to, reply in settlement.emit if to == topic])
+    return SUCCESS
+
+
+def published_at(event: Event) -> float:
+    """When a pushed event was published, as well as it can be told: its ``time`` (UTC when
+    it has no offset), else now. ``maxEventAge`` measures from it."""
+    try:
+        moment = datetime.fromisoformat(str(event.time))
+    except ValueError:
+        return time.time()
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def same_token(given: str | None, token: str) -> bool:
