@@ -162,36 +162,24 @@ class Gateway:
         path = "/" + request.path_params.get("path", "")
         url_query = f"?{request.url.query}" if request.url.query else ""
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        timeout = aiohttp.ClientTimeout(total=pool.function.spec.timeout)
+        timeout = pool.function.spec.timeout
         try:
-            async with (
-                pool.replica() as replica,
-                pool.session.request(
-                    request.method,
-                    replica.url + path + url_query,
-                    data=body,
-                    headers=headers,
-                    timeout=timeout,
-                    allow_redirects=False,
-                ) as answer,
-            ):
-                content = await answer.read()
+            answer = await pool.request(
+                request.method, path + url_query, headers, body, timeout=timeout
+            )
         except TimeoutError:
             return problem(
-                504,
-                "function-timeout",
-                "Function timed out",
-                f"no answer within {timeout.total:g}s",
+                504, "function-timeout", "Function timed out", f"no answer within {timeout:g}s"
             )
         except aiohttp.ClientError as e:
             return problem(
                 502, "worker-failed", "Worker failed", f"the worker dropped the request: {e}"
             )
-        out_headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP]
-        response = Response(content, status_code=answer.status)
+        out_headers = [(k, v) for k, v in answer.headers if k.lower() not in HOP_BY_HOP]
+        response = Response(answer.body, status_code=answer.status)
         response.raw_headers = [
             (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
-        ] + [(b"content-length", str(len(content)).encode())]
+        ] + [(b"content-length", str(len(answer.body)).encode())]
         return response
 
     async def health(self, request: Request) -> Response:

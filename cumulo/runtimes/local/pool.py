@@ -31,7 +31,7 @@ import itertools
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -60,6 +60,15 @@ class PoolStats:
     errors: int = 0
     recycled: int = 0  # replicas stopped because a request timed out
     solo_retries: int = 0  # deliveries repeated alone after another event's fault
+
+
+@dataclass(frozen=True)
+class HttpAnswer:
+    """A replica's whole answer to one HTTP request."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
 
 
 class ServicePool:
@@ -165,17 +174,45 @@ class ServicePool:
         if not isinstance(outcome, Success):
             self.stats.errors += 1
 
+    # --- serving HTTP requests ------------------------------------------------
+
+    async def request(
+        self,
+        method: str,
+        path_and_query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        timeout: float,
+    ) -> HttpAnswer:
+        """One HTTP request to a replica (started if needed), counted as an invocation;
+        an answer of 500 or more counts as an error. A request that times out raises
+        :class:`TimeoutError` and recycles its replica; a dropped one raises
+        :class:`aiohttp.ClientError`. Both count as errors."""
+        self.stats.invocations += 1
+        try:
+            async with (
+                self._claim(solo=False) as claim,
+                self.session.request(
+                    method,
+                    claim.replica.url + path_and_query,
+                    data=body,
+                    headers=dict(headers),
+                    timeout=aiohttp.ClientTimeout(total=timeout),
+                    allow_redirects=False,
+                ) as answer,
+            ):
+                answered = HttpAnswer(
+                    answer.status, list(answer.headers.items()), await answer.read()
+                )
+        except (TimeoutError, aiohttp.ClientError):
+            self.stats.errors += 1
+            raise
+        if answered.status >= 500:
+            self.stats.errors += 1
+        return answered
+
     # --- claiming replicas ----------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def replica(self) -> AsyncIterator[Replica]:
-        """A replica with room for one more request, starting one if needed.
-
-        A :class:`TimeoutError` out of the block (the request took too long)
-        recycles the replica (the gateway's ``/fn/*`` proxy relies on this).
-        """
-        async with self._claim(solo=False) as claim:
-            yield claim.replica
 
     @contextlib.asynccontextmanager
     async def _claim(self, *, solo: bool) -> AsyncIterator[Claim]:
