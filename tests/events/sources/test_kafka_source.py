@@ -37,12 +37,22 @@ async def bus(tmp_path: Path) -> Bus:
         yield started
 
 
-async def run_until(source: KafkaEventSource, bus: Bus, count: int, timeout: float = 30) -> None:
+async def run_until(
+    source: KafkaEventSource, bus: Bus, count: int, timeout: float = 30, *, counted: int = 0
+) -> None:
+    """Run the source until the bus holds ``count`` events and the source has counted
+    ``counted`` published (its step ends after the bus has them: stopping the moment
+    they show would cut it short)."""
     task = asyncio.create_task(source.run())
+
+    async def short() -> bool:
+        on_bus = len(await bus.read("events", limit=1000))
+        return on_bus < count or source.stats.published < counted
+
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while len(await bus.read("events", limit=1000)) < count and loop.time() < deadline:
+        while await short() and loop.time() < deadline:
             assert not task.done(), task.exception()
             await asyncio.sleep(0.1)
     finally:
@@ -128,7 +138,7 @@ async def test_records_that_are_not_valid_cloudevents_do_not_stop_the_source(
         (b"k", b'{"n": 1}', None),
     ])  # fmt: skip
     source = KafkaEventSource(kafka_source(kafka_server, topic), publisher(bus))
-    await run_until(source, bus, 6)
+    await run_until(source, bus, 6, counted=6)
     events = [m.event for m in await bus.read("events")]
     assert [e.id for e in events] == [f"{topic}-0-{n}" for n in range(6)]
     assert [e.data for e in events[:5]] == [b"{not json", events[1].data, b"payload", b"{}", deep]
