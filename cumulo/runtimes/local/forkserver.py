@@ -2,15 +2,10 @@
 
 Forking a process that has already imported the function (and Flask, uvicorn,
 the user's libraries) is what keeps cold starts short. It is started as
-``python -m cumulo.runtimes.local.forkserver CONFIG_JSON`` and speaks one JSON
-object per line: commands on stdin, replies on a private copy of stdout (the
-real stdout and stderr go to the function's log, so ``print`` in user code
-cannot garble the protocol).
-
-    → {"op": "spawn", "id": 1}                        ← {"id": 1, "pid": 4242, "port": 40123}
-    → {"op": "job", "id": 2, "event": P, "result": P, "log": P, "run": RUN_ID}
-                                                       ← {"id": 2, "pid": 4243}
-                                                       ← {"exited": 4242, "code": -9}
+``python -m cumulo.runtimes.local.forkserver SETTINGS_JSON`` and speaks the typed
+messages of :mod:`.forkserver_messages`, one per line: commands on stdin,
+replies on a private copy of stdout (the real stdout and stderr go to the
+function's log, so ``print`` in user code cannot garble the protocol).
 
 A closed stdin means the platform is gone: the template kills its children and
 exits. Children die with the template (parent-death signal), so ``kill -9`` of
@@ -26,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import os
 import selectors
 import signal
@@ -35,6 +29,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cumulo.runtimes.local.forkserver_messages import (
+    Exited,
+    JobStarted,
+    Message,
+    Ready,
+    Spawn,
+    Spawned,
+    StartFailed,
+    StartJob,
+    TemplateSettings,
+    encode,
+    read_command,
+)
 from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.worker.app import build_app
 from cumulo.runtimes.worker.job import job_main
@@ -51,20 +58,20 @@ def die_with_parent() -> None:
 
 
 class ForkServer:
-    def __init__(self, config: dict[str, Any], replies: int):
-        self.config = config
+    def __init__(self, settings: TemplateSettings, replies: int):
+        self.settings = settings
         self.replies = replies
-        self.function = load_function(config["target"], Path(config["source"]))
-        self.signature = serving_signature(self.function.fn, config.get("signature"))
+        self.function = load_function(settings.target, Path(settings.source))
+        self.signature = serving_signature(self.function.fn, settings.signature)
         self.children: set[int] = set()
 
-    def send(self, message: dict[str, Any]) -> None:
-        os.write(self.replies, json.dumps(message).encode() + b"\n")
+    def send(self, message: Message) -> None:
+        os.write(self.replies, encode(message))
 
-    def handle(self, command: dict[str, Any]) -> None:
-        if command["op"] == "spawn":
-            self.spawn_worker(command["id"])
-        elif command["op"] == "job":
+    def handle(self, command: Spawn | StartJob) -> None:
+        if isinstance(command, Spawn):
+            self.spawn_worker(command.id)
+        else:
             self.start_job(command)
 
     def spawn_worker(self, request_id: int) -> None:
@@ -72,34 +79,34 @@ class ForkServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         sock.listen(1024)  # connections wait in the backlog while the child starts
-        pid = self.fork(lambda: self.run_worker(sock), self.config["log"])
-        self.send({"id": request_id, "pid": pid, "port": sock.getsockname()[1]})
+        pid = self.fork(lambda: self.run_worker(sock), self.settings.log)
+        self.send(Spawned(id=request_id, pid=pid, port=sock.getsockname()[1]))
         sock.close()
 
     def run_worker(self, sock: socket.socket) -> int:
         app = build_app(
             self.function,
             signature=self.signature,
-            name=self.config["name"],
-            concurrency=self.config["concurrency"],
-            max_body_bytes=self.config["max_body_bytes"],
+            name=self.settings.name,
+            concurrency=self.settings.concurrency,
+            max_body_bytes=self.settings.max_body_bytes,
         )
         serve(app, sock=sock)
         return 0
 
-    def start_job(self, command: dict[str, Any]) -> None:
+    def start_job(self, command: StartJob) -> None:
         def run() -> int:
             return job_main(
                 self.function,
                 signature=self.signature,
-                name=self.config["name"],
-                event_path=Path(command["event"]),
-                result_path=Path(command["result"]),
-                run_id=command.get("run"),
+                name=self.settings.name,
+                event_path=Path(command.event),
+                result_path=Path(command.result),
+                run_id=command.run,
             )
 
-        pid = self.fork(run, command["log"])
-        self.send({"id": command["id"], "pid": pid})
+        pid = self.fork(run, command.log)
+        self.send(JobStarted(id=command.id, pid=pid))
 
     def fork(self, run: Any, log_path: str) -> int:
         pid = os.fork()
@@ -127,7 +134,7 @@ class ForkServer:
             signal_group(pid, signal.SIGKILL)  # what it started dies with it (pid not reaped yet)
             _, status = os.waitpid(pid, 0)
             self.children.discard(pid)
-            self.send({"exited": pid, "code": os.waitstatus_to_exitcode(status)})
+            self.send(Exited(pid=pid, code=os.waitstatus_to_exitcode(status)))
 
     def shutdown(self) -> None:
         for pid in list(self.children):
@@ -182,19 +189,19 @@ def serve_commands(server: ForkServer) -> None:
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
-                server.handle(json.loads(line))
+                server.handle(read_command(line))
 
 
 def main() -> None:
-    config = json.loads(sys.argv[1])
+    settings = TemplateSettings.model_validate_json(sys.argv[1])
     die_with_parent()
-    replies = redirect_output(config["log"])
+    replies = redirect_output(settings.log)
     try:
-        server = ForkServer(config, replies)
+        server = ForkServer(settings, replies)
     except Exception as e:  # tell the supervisor why, then give up
-        os.write(replies, json.dumps({"error": f"{type(e).__name__}: {e}"}).encode() + b"\n")
+        os.write(replies, encode(StartFailed(error=f"{type(e).__name__}: {e}")))
         raise SystemExit(1) from e
-    server.send({"ready": True, "signature": server.signature})
+    server.send(Ready(signature=server.signature))
     try:
         serve_commands(server)
     finally:

@@ -18,12 +18,13 @@ import orjson
 
 from cumulo.errors import CumuloError
 from cumulo.events import tracing
-from cumulo.events.event import Event, from_envelope, to_json
+from cumulo.events.event import Event, to_json
 from cumulo.events.lineage import RUN_FAILED, Lineage, lineage_event
 from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
 from cumulo.runtimes.local.runs import Run, RunStore
 from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.local.template import Template
+from cumulo.runtimes.worker.outcome import outcome_from_dict
 from cumulo.spec.models import Function
 
 log = logging.getLogger("cumulo.jobs")
@@ -106,15 +107,14 @@ class JobRunner:
 def read_result(path: Path, code: int) -> Outcome:
     """The outcome a job wrote; a job that died without writing one crashed."""
     try:
-        result = orjson.loads(path.read_bytes())
+        document = orjson.loads(path.read_bytes())
     except (OSError, orjson.JSONDecodeError):
         how = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         return Failure("Crashed", f"the run ended without a result ({how})")
-    if result["status"] == "success":
-        return Success([from_envelope(reply) for reply in result.get("replies", [])])
-    if result["status"] == "retry":
-        return RetryLater(result["errorType"], result["message"], result.get("delay"))
-    return Failure(result["errorType"], result["message"], bool(result.get("permanent")))
+    try:
+        return outcome_from_dict(document)  # the codec job_main wrote it with
+    except (KeyError, TypeError, AttributeError, CumuloError) as e:
+        return Failure("InvalidResult", f"the run's result is not an outcome: {e!r}")
 
 
 def run_failed_event(function: str, run: Run, event: Event, failure: Failure) -> Event:

@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cumulo.errors import WorkerStartError
+from cumulo.runtimes.local.forkserver_messages import (
+    Exited,
+    JobStarted,
+    Ready,
+    Spawn,
+    Spawned,
+    StartFailed,
+    StartJob,
+    TemplateSettings,
+    encode,
+    read_reply,
+)
 
 log = logging.getLogger("cumulo.template")
 
@@ -38,17 +48,16 @@ class TemplateConfig:
     env: tuple[tuple[str, str], ...] = ()  # the function's whole environment: nothing else
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "name": self.name,
-                "target": self.target,
-                "source": str(self.source),
-                "log": str(self.log),
-                "signature": self.signature,
-                "concurrency": self.concurrency,
-                "max_body_bytes": self.max_body_bytes,
-            }
-        )
+        """The template's one argument: its settings (the environment travels apart)."""
+        return TemplateSettings(
+            name=self.name,
+            target=self.target,
+            source=str(self.source),
+            log=str(self.log),
+            signature=self.signature,
+            concurrency=self.concurrency,
+            max_body_bytes=self.max_body_bytes,
+        ).model_dump_json()
 
 
 class Template:
@@ -60,7 +69,7 @@ class Template:
         self.signature: str | None = None
         self._process: asyncio.subprocess.Process | None = None
         self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._waiting: dict[int, asyncio.Future[Spawned | JobStarted]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._stopping = False
         self._restarter: asyncio.Task[None] | None = None
@@ -86,32 +95,29 @@ class Template:
         )
         assert self._process.stdout is not None
         first = await asyncio.wait_for(self._process.stdout.readline(), START_TIMEOUT_SECONDS)
-        ready = json.loads(first) if first else {"error": "the template exited on start"}
-        if "error" in ready:
-            raise WorkerStartError(
-                f"function {self.config.name}: {ready['error']} (see {self.config.log})"
-            )
-        self.signature = ready["signature"]
+        ready = read_reply(first) if first else StartFailed(error="the template exited on start")
+        if not isinstance(ready, Ready):
+            error = ready.error if isinstance(ready, StartFailed) else f"said {ready.kind} first"
+            raise WorkerStartError(f"function {self.config.name}: {error} (see {self.config.log})")
+        self.signature = ready.signature
         self._reader = asyncio.create_task(self._read_replies())
 
     async def spawn_worker(self) -> tuple[int, int]:
         """Fork a service worker; its pid and the port it is (about to be) serving on."""
-        reply = await self._request({"op": "spawn"})
-        self._children.add(reply["pid"])
-        return reply["pid"], reply["port"]
+        reply = await self._request(lambda id: Spawn(id=id))
+        assert isinstance(reply, Spawned)
+        self._children.add(reply.pid)
+        return reply.pid, reply.port
 
     async def start_job(self, event: Path, result: Path, log_path: Path, run_id: str) -> int:
         reply = await self._request(
-            {
-                "op": "job",
-                "event": str(event),
-                "result": str(result),
-                "log": str(log_path),
-                "run": run_id,
-            }
+            lambda id: StartJob(
+                id=id, event=str(event), result=str(result), log=str(log_path), run=run_id
+            )
         )
-        self._children.add(int(reply["pid"]))
-        return int(reply["pid"])
+        assert isinstance(reply, JobStarted)
+        self._children.add(reply.pid)
+        return reply.pid
 
     async def stop(self) -> None:
         if self._process is None:
@@ -128,14 +134,15 @@ class Template:
             if task:
                 task.cancel()
 
-    async def _request(self, command: dict[str, Any]) -> dict[str, Any]:
+    async def _request(self, command: Callable[[int], Spawn | StartJob]) -> Spawned | JobStarted:
+        """Send the command made for a fresh request id; the template's answer to it."""
         if not self.alive:
             raise WorkerStartError(f"function {self.config.name}: the template is not running")
         request_id = next(self._ids)
-        future = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Spawned | JobStarted] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         assert self._process is not None and self._process.stdin is not None
-        self._process.stdin.write(json.dumps({**command, "id": request_id}).encode() + b"\n")
+        self._process.stdin.write(encode(command(request_id)))
         try:
             return await asyncio.wait_for(future, START_TIMEOUT_SECONDS)
         finally:
@@ -144,11 +151,15 @@ class Template:
     async def _read_replies(self) -> None:
         assert self._process is not None and self._process.stdout is not None
         while line := await self._process.stdout.readline():
-            reply = json.loads(line)
-            if "exited" in reply:
-                self._children.discard(reply["exited"])
-                self.on_exit(reply["exited"], reply["code"])
-            elif (future := self._waiting.get(reply["id"])) and not future.done():
+            reply = read_reply(line)
+            if isinstance(reply, Exited):
+                self._children.discard(reply.pid)
+                self.on_exit(reply.pid, reply.code)
+            elif (
+                isinstance(reply, Spawned | JobStarted)
+                and (future := self._waiting.get(reply.id))
+                and not future.done()
+            ):
                 future.set_result(reply)
         for future in self._waiting.values():
             if not future.done():

@@ -1,0 +1,100 @@
+"""What the supervisor and a function's template process say to each other, typed.
+
+One JSON object per line, each with its ``kind``; both sides encode with
+:func:`encode` and decode with :func:`read_command` / :func:`read_reply`, so
+a field renamed on one side is a validation error on the other, not a
+``KeyError`` at some later line. The template's start-up settings travel as
+:class:`TemplateSettings` (its one command-line argument).
+
+    supervisor → template                     template → supervisor
+    Spawn(id)                                 Spawned(id, pid, port)
+    StartJob(id, event, result, log, run)     JobStarted(id, pid)
+                                              Exited(pid, code)       (any time)
+    (at start)                                Ready(signature) | StartFailed(error)
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TemplateSettings(Message):
+    """How a template loads and serves its function."""
+
+    name: str
+    target: str
+    source: str
+    log: str
+    signature: str | None = None
+    concurrency: int = 16
+    max_body_bytes: int = 8 * 1024 * 1024
+
+
+class Spawn(Message):
+    kind: Literal["spawn"] = "spawn"
+    id: int
+
+
+class StartJob(Message):
+    kind: Literal["job"] = "job"
+    id: int
+    event: str  # the event's file
+    result: str  # where the run writes its outcome
+    log: str
+    run: str | None = None
+
+
+class Ready(Message):
+    kind: Literal["ready"] = "ready"
+    signature: str
+
+
+class StartFailed(Message):
+    kind: Literal["start-failed"] = "start-failed"
+    error: str
+
+
+class Spawned(Message):
+    kind: Literal["spawned"] = "spawned"
+    id: int
+    pid: int
+    port: int
+
+
+class JobStarted(Message):
+    kind: Literal["job-started"] = "job-started"
+    id: int
+    pid: int
+
+
+class Exited(Message):
+    kind: Literal["exited"] = "exited"
+    pid: int
+    code: int
+
+
+Command = Annotated[Spawn | StartJob, Field(discriminator="kind")]
+Reply = Annotated[Ready | StartFailed | Spawned | JobStarted | Exited, Field(discriminator="kind")]
+_COMMANDS: TypeAdapter[Spawn | StartJob] = TypeAdapter(Command)
+_REPLIES: TypeAdapter[Ready | StartFailed | Spawned | JobStarted | Exited] = TypeAdapter(Reply)
+
+
+def encode(message: Message) -> bytes:
+    """One line of the protocol."""
+    return message.model_dump_json().encode() + b"\n"
+
+
+def read_command(line: bytes) -> Spawn | StartJob:
+    """A command line from the supervisor; raises :class:`pydantic.ValidationError`."""
+    return _COMMANDS.validate_json(line)
+
+
+def read_reply(line: bytes) -> Ready | StartFailed | Spawned | JobStarted | Exited:
+    """A reply line from the template; raises :class:`pydantic.ValidationError`."""
+    return _REPLIES.validate_json(line)
