@@ -44,17 +44,17 @@ from cumulo.runtimes.local.api_input import problem
 from cumulo.runtimes.local.api_models import EventsQuery, Replay
 from cumulo.runtimes.local.auth import BearerAuth, public_functions
 from cumulo.runtimes.local.dashboard import Dashboard
+from cumulo.runtimes.local.hosts import FunctionHost
 from cumulo.runtimes.local.http import EventReader, answer, read_body
-from cumulo.runtimes.local.jobs import JobRunner
 from cumulo.runtimes.local.limits import HeaderLimits
 from cumulo.runtimes.local.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from cumulo.runtimes.local.pool import ServicePool
 from cumulo.runtimes.local.sources import source_routes
 from cumulo.runtimes.local.wiring import message_json
 from cumulo.runtimes.worker import contract
 
 if TYPE_CHECKING:
     from cumulo.runtimes.local.platform import Platform
-    from cumulo.runtimes.local.pool import ServicePool
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 HOP_BY_HOP = frozenset(
@@ -138,15 +138,15 @@ class Gateway:
             )
         try:
             body = await read_body(request, self.platform.settings.max_body_bytes)
-            if isinstance(target, JobRunner):
-                return await self.run_job(target, request, body)
-            return await self.proxy(target, request, body)
+            if isinstance(target, ServicePool):  # proxied as HTTP; a job runs one event
+                return await self.proxy(target, request, body)
+            return await self.run_job(target, request, body)
         except InvalidEventError as e:
             return answer(contract.invalid_request_response(e))
         except WorkerStartError as e:
             return problem(503, "worker-start-failed", "Function unavailable", str(e))
 
-    async def run_job(self, runner: JobRunner, request: Request, body: bytes) -> Response:
+    async def run_job(self, runner: FunctionHost, request: Request, body: bytes) -> Response:
         events: list[Event] = events_from_http(request.headers, body)
         if len(events) != 1:
             return problem(

@@ -13,6 +13,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -59,6 +60,26 @@ class JobRunner:
     @property
     def name(self) -> str:
         return self.function.name
+
+    # --- as a FunctionHost (see .hosts): a run is forked per event, nothing waits idle ----
+
+    async def start(self) -> None:
+        return None
+
+    async def scale_down_idle(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None  # the template takes its runs down with it
+
+    def workers(self) -> int:
+        return len(self.running)
+
+    def cold_starts(self) -> int | None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {"running": [{"pid": pid, "run": run.id} for pid, run in self.running.items()]}
 
     async def deliver(self, event: Event, *, timeout: float) -> Outcome:
         async with self._slots:

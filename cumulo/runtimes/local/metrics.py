@@ -20,7 +20,6 @@ from prometheus_client.exposition import generate_latest
 
 from cumulo.events.middleware import Delivery
 from cumulo.runtimes.local.jobs import JobRunner
-from cumulo.runtimes.local.pool import ServicePool
 
 if TYPE_CHECKING:
     from cumulo.runtimes.local.platform import Platform
@@ -148,12 +147,10 @@ class StatsCollector:
         cold = CounterMetricFamily(
             "cumulo_cold_starts", "Service replicas started.", labels=["function"]
         )
-        for name, destination in self.platform.destinations.items():
-            if isinstance(destination, ServicePool):
-                replicas.add_metric([name], len(destination.replicas))
-                cold.add_metric([name], destination.stats.cold_starts)
-            else:
-                replicas.add_metric([name], len(destination.running))
+        for name, host in self.platform.destinations.items():
+            replicas.add_metric([name], host.workers())
+            if (started := host.cold_starts()) is not None:
+                cold.add_metric([name], started)
         yield replicas
         yield cold
 

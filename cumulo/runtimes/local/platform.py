@@ -34,6 +34,7 @@ from cumulo.runtimes.local.dapr_push import DaprPush
 from cumulo.runtimes.local.dashboard.data import ModelCatalog
 from cumulo.runtimes.local.environment import function_environment
 from cumulo.runtimes.local.gateway import Gateway
+from cumulo.runtimes.local.hosts import FunctionHost
 from cumulo.runtimes.local.jobs import JobRunner
 from cumulo.runtimes.local.limits import bounded_httptools
 from cumulo.runtimes.local.pool import ServicePool
@@ -89,7 +90,7 @@ class Platform:
         self.state = settings.state_path(project.root)
         self.buses: dict[str, Bus] = {}
         self.templates: dict[str, Template] = {}
-        self.destinations: dict[str, ServicePool | JobRunner] = {}
+        self.destinations: dict[str, FunctionHost] = {}
         self.dispatchers: list[TriggerDispatcher] = []
         self.sources: list[Running] = []
         self.webhooks: dict[str, HttpSource] = {}
@@ -167,7 +168,7 @@ class Platform:
             env=tuple(self._function_env(function).items()),
         )
         template = Template(config, on_exit=lambda pid, code: destination.on_exit(pid, code))
-        destination: ServicePool | JobRunner
+        destination: FunctionHost
         if function.spec.mode == "job":
             announce = functools.partial(self._publish_one, "default", "default")
             destination = JobRunner(function, template, runs, announce)
@@ -177,8 +178,7 @@ class Platform:
         self.templates[function.name] = template
         self.destinations[function.name] = destination
         await template.start()
-        if isinstance(destination, ServicePool):
-            await destination.start()
+        await destination.start()
 
     async def _publish_one(self, bus: str, topic: str, event: Event) -> None:
         await self.buses[bus].publish(topic, [event])
@@ -271,8 +271,7 @@ class Platform:
         while True:
             await asyncio.sleep(IDLE_CHECK_SECONDS)
             for destination in self.destinations.values():
-                if isinstance(destination, ServicePool):
-                    await destination.scale_down_idle()
+                await destination.scale_down_idle()
             since_trim += IDLE_CHECK_SECONDS
             if since_trim >= RETENTION_CHECK_SECONDS:
                 since_trim = 0
@@ -285,8 +284,8 @@ class Platform:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dapr.stop()
         await asyncio.gather(*(d.drain(DRAIN_SECONDS) for d in self.dispatchers))
-        pools = [d for d in self.destinations.values() if isinstance(d, ServicePool)]
-        await asyncio.gather(*(pool.stop() for pool in pools))  # SIGKILL after the grace
+        hosts = self.destinations.values()
+        await asyncio.gather(*(host.stop() for host in hosts))  # SIGKILL after the grace
         await asyncio.gather(*(t.stop() for t in self.templates.values()))
         for bus in self.buses.values():
             await bus.close()
@@ -313,22 +312,15 @@ class Platform:
             "groups": [asdict(g) for bus in self.buses.values() for g in await bus.groups()],
         }
 
-    def _describe_function(self, destination: ServicePool | JobRunner) -> dict[str, Any]:
-        function = destination.function
-        info: dict[str, Any] = {
+    def _describe_function(self, host: FunctionHost) -> dict[str, Any]:
+        function = host.function
+        return {
             "name": function.name,
             "mode": function.spec.mode,
             "signature": self.templates[function.name].signature,
             "template": self.templates[function.name].pid,
+            **host.describe(),
         }
-        if isinstance(destination, ServicePool):
-            info["replicas"] = [asdict(r) for r in destination.replicas.values()]
-            info.update(asdict(destination.stats))
-        else:
-            info["running"] = [
-                {"pid": pid, "run": run.id} for pid, run in destination.running.items()
-            ]
-        return info
 
 
 def _report_crash(task: asyncio.Task[Any]) -> None:

@@ -32,7 +32,8 @@ import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import aiohttp
 
@@ -344,6 +345,15 @@ class ServicePool:
         )
         signal_group(pid, signal.SIGKILL)
         await watch.exit_code(KILL_WAIT_SECONDS)
+
+    def workers(self) -> int:
+        return len(self.replicas)
+
+    def cold_starts(self) -> int | None:
+        return self.stats.cold_starts
+
+    def describe(self) -> dict[str, Any]:
+        return {"replicas": [asdict(r) for r in self.replicas.values()], **asdict(self.stats)}
 
     async def stop(self) -> None:
         """Stop every replica (SIGKILL after ``grace``) and wait for them to go."""
