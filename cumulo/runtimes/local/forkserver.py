@@ -108,7 +108,7 @@ class ForkServer:
         pid = self.fork(run, command.log)
         self.send(JobStarted(id=command.id, pid=pid))
 
-    def fork(self, run: Any, log_path: str) -> int:
+    def fork(self, run: Any, log_path: str | Path) -> int:
         pid = os.fork()
         if pid:
             with contextlib.suppress(OSError):  # the child does the same: no race either way
@@ -141,7 +141,7 @@ class ForkServer:
             signal_group(pid, signal.SIGKILL)
 
 
-def become_child(log_path: str, replies: int) -> None:
+def become_child(log_path: str | Path, replies: int) -> None:
     """Reset what the template set up, lead a process group, and send output to the log."""
     os.setpgid(0, 0)
     signal.set_wakeup_fd(-1)
@@ -157,7 +157,7 @@ def become_child(log_path: str, replies: int) -> None:
     os.close(null_fd)
 
 
-def redirect_output(log_path: str) -> int:
+def redirect_output(log_path: str | Path) -> int:
     """Keep a private copy of stdout for replies; point fds 1 and 2 at the log."""
     replies = os.dup(1)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

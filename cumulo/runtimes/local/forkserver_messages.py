@@ -15,9 +15,12 @@ a field renamed on one side is a validation error on the other, not a
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from cumulo.runtimes.worker.asgi import DEFAULT_MAX_BODY_BYTES
 
 
 class Message(BaseModel):
@@ -29,11 +32,11 @@ class TemplateSettings(Message):
 
     name: str
     target: str
-    source: str
-    log: str
+    source: Path
+    log: Path
     signature: str | None = None
     concurrency: int = 16
-    max_body_bytes: int = 8 * 1024 * 1024
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
 
 class Spawn(Message):

@@ -12,7 +12,6 @@ import itertools
 import logging
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from cumulo.errors import WorkerStartError
@@ -36,28 +35,14 @@ RESTART_DELAY_SECONDS = 0.5
 MAX_RESTART_DELAY_SECONDS = 30.0
 
 
-@dataclass(frozen=True)
-class TemplateConfig:
-    name: str
-    target: str
-    source: Path
-    log: Path
-    signature: str | None = None
-    concurrency: int = 16
-    max_body_bytes: int = 8 * 1024 * 1024
+class TemplateConfig(TemplateSettings):
+    """The template's settings, and the environment it runs with (the function's own)."""
+
     env: tuple[tuple[str, str], ...] = ()  # the function's whole environment: nothing else
 
     def to_json(self) -> str:
         """The template's one argument: its settings (the environment travels apart)."""
-        return TemplateSettings(
-            name=self.name,
-            target=self.target,
-            source=str(self.source),
-            log=str(self.log),
-            signature=self.signature,
-            concurrency=self.concurrency,
-            max_body_bytes=self.max_body_bytes,
-        ).model_dump_json()
+        return self.model_dump_json(exclude={"env"})
 
 
 class Template:

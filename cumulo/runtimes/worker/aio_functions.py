@@ -25,13 +25,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from cumulo.runtimes.worker.asgi import LazyExecutor, Receive, Scope, Send, header_dict
+from cumulo.runtimes.worker.contract import CRASH, CRASH_HEADER_NAME
 from cumulo.runtimes.worker.execution import executing
 from cumulo.runtimes.worker.target import is_async_callable
 
 log = logging.getLogger()  # functions-framework logs crashes on the root logger
 METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "OPTIONS", "HEAD", "PATCH"})
 NOT_FOUND_PATHS = frozenset({"/robots.txt", "/favicon.ico"})
-CRASH_HEADERS = {"X-Google-Status": "crash"}
+CRASH_HEADERS = {CRASH_HEADER_NAME: CRASH}
 
 
 def to_response(result: Any) -> Response:

@@ -52,7 +52,8 @@ from cumulo.runtimes.worker.asgi import Headers, encode_headers
 PROBLEM_TYPE = "https://cumulo.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
 RETRY_AFTER = "cumulo-retry-after"
-CRASH_HEADER = (b"x-google-status", b"crash")
+CRASH_HEADER_NAME, CRASH = "X-Google-Status", "crash"  # functions-framework's crash marker
+CRASH_HEADER = (CRASH_HEADER_NAME.lower().encode(), CRASH.encode())
 FLASK_TEXT = b"text/html; charset=utf-8"
 Flavor = Literal["flask", "asgi"]
 

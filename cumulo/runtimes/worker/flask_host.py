@@ -33,13 +33,12 @@ from cumulo.runtimes.worker.asgi import (
     send_raw,
     send_response,
 )
-from cumulo.runtimes.worker.contract import invalid_request_response
+from cumulo.runtimes.worker.contract import CRASH, CRASH_HEADER_NAME, invalid_request_response
 from cumulo.runtimes.worker.execution import in_execution_context
 from cumulo.runtimes.worker.outcome import CloudEventInvoker
 from cumulo.runtimes.worker.target import LoadedFunction, Signature, typed_input
 from cumulo.runtimes.worker.wsgi import WSGIApp, call_wsgi, wsgi_environ
 
-CRASH_HEADER = "X-Google-Status"
 Rule = werkzeug.routing.Rule
 
 
@@ -92,7 +91,7 @@ def _view(
 
 
 def _crash_handler(error: Exception) -> Any:
-    return str(error), 500, {CRASH_HEADER: "crash"}
+    return str(error), 500, {CRASH_HEADER_NAME: CRASH}
 
 
 def _not_found() -> Any:
