@@ -23,7 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from cumulo.builders.base import BuildOptions, default_registry  # noqa: E402
+from cumulo.builders.available import default_registry  # noqa: E402
+from cumulo.builders.base import BuildOptions  # noqa: E402
 from cumulo.builders.detect import detect  # noqa: E402
 from cumulo.builders.registry import RegistryClient  # noqa: E402
 from cumulo.spec.load import load_project  # noqa: E402
