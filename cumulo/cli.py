@@ -113,12 +113,12 @@ def up(
 
 def print_ready(platform: Any) -> None:
     console.print(f"[bold green]cumulo[/bold green] is up at [bold]{platform.url}[/bold]")
-    for name, destination in platform.destinations.items():
-        mode = destination.function.spec.mode
+    for name, host in platform.hosts.items():
+        mode = host.function.spec.mode
         console.print(f"  function [cyan]{name}[/cyan] ({mode})  {platform.url}/fn/{name}")
-    for dispatcher in platform.dispatchers:
-        spec = dispatcher.trigger.spec
-        console.print(f"  trigger  [magenta]{dispatcher.trigger.name}[/magenta] → {spec.function}")
+    for delivering in platform.deliveries:
+        trigger = delivering.trigger
+        console.print(f"  trigger  [magenta]{trigger.name}[/magenta] → {trigger.spec.function}")
     for name in platform.webhooks:
         console.print(f"  source   [yellow]{name}[/yellow]  POST {platform.url}/sources/{name}")
     console.print(f"  dashboard {platform.url}/ui/")

@@ -120,6 +120,12 @@ def test_retries_then_dead_letters_and_filters_fan_out(platform_factory, tmp_pat
     wait_for(lambda: "got high" in platform.log("record"), what="the high-priority event")
     assert "got low" not in platform.log("record")  # re-filtered here
     assert [event["id"] for event in dead_letters(dapr_redis_url)] == ["f1"]
+    # pushed triggers are counted where pulled ones are: /api/status and /metrics
+    triggers = {t["name"]: t for t in platform.status()["triggers"]}
+    assert (triggers["flaky-0"]["retried"], triggers["flaky-0"]["dead_lettered"]) == (2, 1)
+    assert triggers["record-0"]["delivered"] == 1
+    metrics = platform.request("GET", "/metrics").body.decode()
+    assert 'cumulo_events_dead_lettered_total{function="flaky",trigger="flaky-0"} 1.0' in metrics
 
 
 def sidecars_of(state: Path) -> list[int]:

@@ -47,10 +47,11 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -58,20 +59,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cumulo.config import Settings
 from cumulo.errors import BusError, InvalidEventError, RuntimeFailure
 from cumulo.events.bus import Bus, BusSettings, bus_from_url
 from cumulo.events.bus.base import DeadLetter, Message, Nack, Settlement
 from cumulo.events.cloudevent import events_from_http
-from cumulo.events.engine import DeliveryEngine
+from cumulo.events.engine import DeliveryEngine, TriggerStats
 from cumulo.events.event import Event
 from cumulo.events.filters import compile_filter
+from cumulo.events.middleware import DeliveryMiddleware
 from cumulo.runtimes.dapr import component, resiliency, subscription
 from cumulo.runtimes.local.daprd import Sidecar, daprd_binary, launch
+from cumulo.runtimes.local.hosts import FunctionHost
 from cumulo.runtimes.local.wiring import bus_url
+from cumulo.spec import Project
 from cumulo.spec.models import EventBus, Trigger
-
-if TYPE_CHECKING:
-    from cumulo.runtimes.local.platform import Platform
 
 log = logging.getLogger("cumulo.dapr")
 
@@ -98,25 +100,55 @@ class EmbeddedUrl:
         return cls(parts.netloc or parts.path.strip("/") or "pubsub", broker[0])
 
 
-class DaprPush:
-    """The embedded Dapr buses of a platform: their sidecars and the delivery routes."""
+class PushedTrigger:
+    """A trigger Dapr delivers: its engine, and how many of its events are being handled."""
 
-    def __init__(self, platform: Platform):
-        self.platform = platform
+    def __init__(self, engine: DeliveryEngine):
+        self.engine = engine
+        self.accepts = compile_filter(engine.trigger.spec)
+        self.inflight = 0
+
+    @property
+    def trigger(self) -> Trigger:
+        return self.engine.trigger
+
+    @property
+    def stats(self) -> TriggerStats:
+        return self.engine.stats
+
+
+class DaprPush:
+    """The embedded Dapr buses of a platform: their sidecars and the delivery routes.
+
+    ``buses`` and ``hosts`` are the platform's live mappings (buses by name,
+    function hosts by function name); ``middleware`` is the delivery middleware
+    every pushed delivery goes through, as pulled ones do."""
+
+    def __init__(
+        self,
+        project: Project,
+        settings: Settings,
+        state: Path,
+        *,
+        buses: Mapping[str, Bus],
+        hosts: Mapping[str, FunctionHost],
+        middleware: Sequence[DeliveryMiddleware] = (),
+    ):
+        self.project = project
+        self.settings = settings
+        self.folder = state / "dapr"
+        self.state = state
+        self.buses = buses
+        self.hosts = hosts
+        self.middleware = middleware
         self.embedded: dict[str, EmbeddedUrl] = {}  # by bus name
         self.sidecars: list[Sidecar] = []
         self.attempts: dict[tuple[str, str, str], int] = {}
         self.token = secrets.token_urlsafe(24)
-        self.triggers: dict[str, Trigger] = {}
-        self.accepts: dict[str, Any] = {}  # trigger name -> its compiled filter
-        self.engines: dict[str, DeliveryEngine] = {}  # trigger name -> its delivery engine
-
-    @property
-    def folder(self) -> Path:
-        return self.platform.state / "dapr"
+        self.triggers: dict[str, PushedTrigger] = {}  # by trigger name
 
     def app_id(self, suffix: str) -> str:
-        name = f"{self.platform.project.root.resolve().name}-{suffix}".lower()
+        name = f"{self.project.root.resolve().name}-{suffix}".lower()
         return re.sub(r"[^a-z0-9-]+", "-", name).strip("-")
 
     def routes(self) -> list[Route]:
@@ -133,8 +165,7 @@ class DaprPush:
 
     async def open_bus(self, name: str, resource: EventBus) -> Bus | None:
         """The bus for an embedded Dapr URL, its sidecar started; ``None`` for other URLs."""
-        settings = self.platform.settings
-        url = bus_url(resource, self.platform.project.root, self.platform.state, settings)
+        url = bus_url(resource, self.project.root, self.state, self.settings)
         embedded = EmbeddedUrl.parse(url)
         if embedded is None:
             return None
@@ -150,23 +181,20 @@ class DaprPush:
 
     async def start_subscribers(self, port: int) -> None:
         """One sidecar per trigger on an embedded bus, delivering to the gateway at ``port``."""
-        triggers = self.platform.project.all_triggers().values()
-        self.triggers = {t.name: t for t in triggers if self.pushes(t)}
-        self.accepts = {name: compile_filter(t.spec) for name, t in self.triggers.items()}
-        self.engines = {
-            name: DeliveryEngine(
-                t,
-                self.platform.destinations[t.spec.function],
-                timeout=self._timeout(t),
-                middleware=self.platform.telemetry.middleware,
+        pushed = [t for t in self.project.all_triggers().values() if self.pushes(t)]
+        self.triggers = {
+            t.name: PushedTrigger(
+                DeliveryEngine(
+                    t,
+                    self.hosts[t.spec.function],
+                    timeout=self._timeout(t),
+                    middleware=self.middleware,
+                )
             )
-            for name, t in self.triggers.items()
+            for t in pushed
         }
         await asyncio.gather(
-            *(
-                self._start(t.name, self._resources(t), app_port=port)
-                for t in self.triggers.values()
-            )
+            *(self._start(t.name, self._resources(t), app_port=port) for t in pushed)
         )
 
     def _resources(self, trigger: Trigger) -> list[dict[str, Any]]:
@@ -183,7 +211,7 @@ class DaprPush:
         return [pubsub, resiliency(f"{app_id}-resiliency", [binding], scopes=[app_id]), declared]
 
     def _timeout(self, trigger: Trigger) -> float:
-        function = self.platform.project.functions[trigger.spec.function]
+        function = self.project.functions[trigger.spec.function]
         return trigger.spec.delivery.timeout or function.spec.timeout
 
     def _longest_delivery(self, trigger: Trigger) -> float:
@@ -192,7 +220,7 @@ class DaprPush:
 
     async def _start(self, name: str, resources: list[Any], *, app_port: int | None) -> Sidecar:
         app_id = self.app_id(name)
-        binary = daprd_binary(self.platform.settings.daprd)
+        binary = daprd_binary(self.settings.daprd)
         for attempt in range(1, LAUNCH_TRIES + 1):
             sidecar = launch(
                 binary, self.folder / app_id, resources, app_id=app_id, app_port=app_port,
@@ -218,10 +246,10 @@ class DaprPush:
         return JSONResponse([])  # the subscriptions are declarative, one per sidecar
 
     async def deliver(self, request: Request) -> Response:
-        trigger = self.triggers.get(request.path_params["trigger"])
+        pushed = self.triggers.get(request.path_params["trigger"])
         if not same_token(request.headers.get(TOKEN_HEADER), self.token):
             return JSONResponse({"status": "DROP", "message": "unauthorized"}, status_code=401)
-        if trigger is None:
+        if pushed is None:
             return JSONResponse({"status": "DROP", "message": "unknown trigger"}, 404)
         try:
             events = events_from_http(request.headers, await request.body())
@@ -229,16 +257,20 @@ class DaprPush:
             return JSONResponse({"status": "DROP", "message": str(e)})
         status = SUCCESS
         for event in events:
-            status = await self._handle(trigger, _without_dapr(event))
+            status = await self._handle(pushed, _without_dapr(event))
         return JSONResponse({"status": status})
 
-    async def _handle(self, trigger: Trigger, event: Event) -> str:
-        if not self.accepts[trigger.name](event):
+    async def _handle(self, pushed: PushedTrigger, event: Event) -> str:
+        if not pushed.accepts(event):
             return SUCCESS
+        trigger = pushed.trigger
         key = (trigger.name, event.source, event.id)
         attempt = self.attempts[key] = self.attempts.get(key, 0) + 1
-        bus = self.platform.buses[trigger.spec.bus]
-        status = await push_one(self.engines[trigger.name], bus, event, attempt)
+        pushed.inflight += 1
+        try:
+            status = await push_one(pushed.engine, self.buses[trigger.spec.bus], event, attempt)
+        finally:
+            pushed.inflight -= 1
         if status == SUCCESS:
             self.attempts.pop(key, None)
         return status

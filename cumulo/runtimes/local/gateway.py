@@ -21,15 +21,18 @@ function whose spec says ``access: public``.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from cumulo.config import Settings
 from cumulo.errors import (
     BusUnavailableError,
     InvalidEventError,
@@ -37,24 +40,23 @@ from cumulo.errors import (
 )
 from cumulo.events.bus.base import Bus
 from cumulo.events.bus.names import trigger_group
-from cumulo.events.cloudevent import events_from_http
 from cumulo.events.event import Event
+from cumulo.events.sources.webhook import HttpSource
 from cumulo.runtimes.local import api_input, openapi
 from cumulo.runtimes.local.api_input import problem
 from cumulo.runtimes.local.api_models import EventsQuery, Replay
-from cumulo.runtimes.local.auth import BearerAuth, public_functions
-from cumulo.runtimes.local.dashboard import Dashboard
-from cumulo.runtimes.local.hosts import FunctionHost
+from cumulo.runtimes.local.auth import BearerAuth
+from cumulo.runtimes.local.hosts import FunctionHost, HttpAnswer
 from cumulo.runtimes.local.http import EventReader, answer, read_body
 from cumulo.runtimes.local.limits import HeaderLimits
 from cumulo.runtimes.local.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from cumulo.runtimes.local.pool import ServicePool
 from cumulo.runtimes.local.sources import source_routes
 from cumulo.runtimes.local.wiring import message_json
 from cumulo.runtimes.worker import contract
+from cumulo.spec.models import Trigger
 
-if TYPE_CHECKING:
-    from cumulo.runtimes.local.platform import Platform
+Ingest = Callable[[Bus, str, str, Sequence[Event]], Awaitable[list[int]]]
+Status = Callable[[], Awaitable[dict[str, Any]]]
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 HOP_BY_HOP = frozenset(
@@ -73,11 +75,29 @@ HOP_BY_HOP = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class GatewayParts:
+    """What the gateway serves, handed over by the platform (:mod:`.platform`)."""
+
+    settings: Settings
+    buses: Mapping[str, Bus]  # filled as the platform starts them
+    hosts: Mapping[str, FunctionHost]  # by function name
+    triggers: Mapping[str, Trigger]  # every trigger of the project, by name
+    ingest: Ingest  # publishes what POST /events accepted
+    status: Status  # GET /api/status
+    metrics: Callable[[], Awaitable[bytes]]  # GET /metrics
+    webhooks: Callable[[str], HttpSource | None]  # POST /sources/<name>
+    public: frozenset[str] = frozenset()  # functions served without a token
+    publish_token: str | None = None  # what functions publish with when auth is on
+    routes: Sequence[BaseRoute] = ()  # the dashboard's and the embedded Dapr bus's
+
+
 class Gateway:
-    def __init__(self, platform: Platform):
-        self.platform = platform
+    def __init__(self, parts: GatewayParts):
+        self.parts = parts
+        settings = parts.settings
         self.started = time.time()
-        self.reader = EventReader(platform.settings)  # POST /events: the edge's limits
+        self.reader = EventReader(settings)  # POST /events: the edge's limits
         self.app = Starlette(
             routes=[
                 Route("/events", self.ingest, methods=["POST"]),
@@ -89,22 +109,21 @@ class Gateway:
                 Route("/metrics", self.metrics),
                 Route("/fn/{name}", self.function, methods=METHODS),
                 Route("/fn/{name}/{path:path}", self.function, methods=METHODS),
-                *source_routes(lambda name: self.platform.webhooks.get(name)),
-                *Dashboard(platform).routes(),  # /ui/ and the /api/ it reads
-                *platform.dapr.routes(),  # /dapr/*: an embedded Dapr bus's deliveries
+                *source_routes(parts.webhooks),
+                *parts.routes,
             ],
             exception_handlers=api_input.EXCEPTION_HANDLERS,  # problem+json, never a 500
             middleware=[  # in order: the first is outermost
                 Middleware(
                     HeaderLimits,
-                    max_headers=platform.settings.max_headers,
-                    max_header_bytes=platform.settings.max_header_bytes,
+                    max_headers=settings.max_headers,
+                    max_header_bytes=settings.max_header_bytes,
                 ),
                 Middleware(
                     BearerAuth,
-                    token=platform.settings.api_token,
-                    public=public_functions(platform.project.functions.values()),
-                    publish_token=platform.publish_token,
+                    token=settings.api_token,
+                    public=parts.public,
+                    publish_token=parts.publish_token,
                 ),
             ],
         )
@@ -112,12 +131,12 @@ class Gateway:
     async def ingest(self, request: Request) -> Response:
         bus_name = request.query_params.get("bus", "default")
         topic = request.query_params.get("topic", "default")
-        if bus_name not in self.platform.buses:
+        bus = self.parts.buses.get(bus_name)
+        if bus is None:
             return problem(404, "unknown-bus", "Unknown bus", f"no event bus named '{bus_name}'")
         try:
             events = await self.reader.read(request)
-            bus = self.platform.buses[bus_name]
-            offsets = await self.platform.telemetry.ingest(bus, bus_name, topic, events)
+            offsets = await self.parts.ingest(bus, bus_name, topic, events)
         except InvalidEventError as e:
             return answer(contract.invalid_request_response(e))
         except BusUnavailableError as e:
@@ -130,43 +149,26 @@ class Gateway:
         )
 
     async def function(self, request: Request) -> Response:
+        """A function's own endpoint: the request goes to its host, which counts it."""
         name = request.path_params["name"]
-        target = self.platform.destinations.get(name)
-        if target is None:
+        host = self.parts.hosts.get(name)
+        if host is None:
             return problem(
                 404, "unknown-function", "Unknown function", f"no function named '{name}'"
             )
+        path = "/" + request.path_params.get("path", "")
+        url_query = f"?{request.url.query}" if request.url.query else ""
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        timeout = host.function.spec.timeout
         try:
-            body = await read_body(request, self.platform.settings.max_body_bytes)
-            if isinstance(target, ServicePool):  # proxied as HTTP; a job runs one event
-                return await self.proxy(target, request, body)
-            return await self.run_job(target, request, body)
+            body = await read_body(request, self.parts.settings.max_body_bytes)
+            answered = await host.request(
+                request.method, path + url_query, headers, body, timeout=timeout
+            )
         except InvalidEventError as e:
             return answer(contract.invalid_request_response(e))
         except WorkerStartError as e:
             return problem(503, "worker-start-failed", "Function unavailable", str(e))
-
-    async def run_job(self, runner: FunctionHost, request: Request, body: bytes) -> Response:
-        events: list[Event] = events_from_http(request.headers, body)
-        if len(events) != 1:
-            return problem(
-                400,
-                "one-event-per-run",
-                "One event per run",
-                "a job function runs one event at a time",
-            )
-        outcome = await runner.deliver(events[0], timeout=runner.function.spec.timeout)
-        return answer(contract.outcome_response(outcome))
-
-    async def proxy(self, pool: ServicePool, request: Request, body: bytes) -> Response:
-        path = "/" + request.path_params.get("path", "")
-        url_query = f"?{request.url.query}" if request.url.query else ""
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-        timeout = pool.function.spec.timeout
-        try:
-            answer = await pool.request(
-                request.method, path + url_query, headers, body, timeout=timeout
-            )
         except TimeoutError:
             return problem(
                 504, "function-timeout", "Function timed out", f"no answer within {timeout:g}s"
@@ -175,30 +177,25 @@ class Gateway:
             return problem(
                 502, "worker-failed", "Worker failed", f"the worker dropped the request: {e}"
             )
-        out_headers = [(k, v) for k, v in answer.headers if k.lower() not in HOP_BY_HOP]
-        response = Response(answer.body, status_code=answer.status)
-        response.raw_headers = [
-            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out_headers
-        ] + [(b"content-length", str(len(answer.body)).encode())]
-        return response
+        return proxied(answered)
 
     async def health(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def metrics(self, request: Request) -> Response:
-        body = await self.platform.telemetry.metrics.exposition()
+        body = await self.parts.metrics()
         return Response(body, headers={"content-type": METRICS_CONTENT_TYPE})
 
     async def openapi(self, request: Request) -> Response:
         return JSONResponse(openapi.document())
 
     async def status(self, request: Request) -> Response:
-        return JSONResponse(await self.platform.describe())
+        return JSONResponse(await self.parts.status())
 
     async def events(self, request: Request) -> Response:
         """``?topic=&after=&limit=&bus=`` (:class:`EventsQuery`): events in offset order."""
         ask = api_input.query(EventsQuery, request)
-        bus = self.platform.buses.get(ask.bus)
+        bus = self.parts.buses.get(ask.bus)
         if bus is None:
             return problem(404, "unknown-bus", "Unknown bus", f"no event bus named '{ask.bus}'")
         messages = await bus.read(ask.topic, after=ask.after, limit=ask.limit)
@@ -206,9 +203,9 @@ class Gateway:
 
     async def replay(self, request: Request) -> Response:
         """Body :class:`Replay`; 404 names an unknown trigger, bus or topic."""
-        limit = self.platform.settings.api_max_body_bytes
+        limit = self.parts.settings.api_max_body_bytes
         ask = await api_input.body(Replay, request, limit)
-        target = await replay_target(self.platform, ask)
+        target = await replay_target(self.parts.buses, self.parts.triggers, ask)
         if isinstance(target, Response):
             return target
         bus, group, topic = target
@@ -221,11 +218,13 @@ class Gateway:
 ReplayTarget = tuple[Bus, str | None, str | None]  # the bus, and a group or a topic
 
 
-async def replay_target(platform: Platform, ask: Replay) -> ReplayTarget | Response:
+async def replay_target(
+    buses: Mapping[str, Bus], triggers: Mapping[str, Trigger], ask: Replay
+) -> ReplayTarget | Response:
     """The bus and the group (a trigger's) or topic a replay rewinds, or the 404 saying why not."""
-    trigger = platform.project.all_triggers().get(ask.trigger) if ask.trigger else None
+    trigger = triggers.get(ask.trigger) if ask.trigger else None
     name = ask.bus or (trigger.spec.bus if trigger else "default")
-    bus = platform.buses.get(name)
+    bus = buses.get(name)
     if bus is None:
         return problem(404, "unknown-bus", "Unknown bus", f"no event bus named '{name}'")
     if ask.trigger is not None:
@@ -237,3 +236,14 @@ async def replay_target(platform: Platform, ask: Replay) -> ReplayTarget | Respo
         detail = f"no topic named '{ask.topic}' on bus '{name}'"
         return problem(404, "unknown-topic", "Unknown topic", detail)
     return bus, None, ask.topic
+
+
+def proxied(answered: HttpAnswer) -> Response:
+    """A function's answer as the gateway sends it on: without hop-by-hop headers."""
+    response = Response(answered.body, status_code=answered.status)
+    response.raw_headers = [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in answered.headers
+        if k.lower() not in HOP_BY_HOP
+    ] + [(b"content-length", str(len(answered.body)).encode())]
+    return response

@@ -2,12 +2,15 @@
 
 A service function's :class:`~cumulo.runtimes.local.pool.ServicePool` and a
 job function's :class:`~cumulo.runtimes.local.jobs.JobRunner` both are one:
-the platform starts, scales down, stops, counts and describes them through
-this protocol, never by asking which one it holds.
+the platform starts, scales down, stops, counts and describes them, and the
+gateway sends them HTTP requests, through this protocol, never by asking
+which one it holds.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cumulo.events.event import Event
@@ -15,10 +18,35 @@ from cumulo.events.outcome import Outcome
 from cumulo.spec.models import Function
 
 
+@dataclass(frozen=True)
+class HttpAnswer:
+    """A function's whole answer to one HTTP request."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
 class FunctionHost(Protocol):
     function: Function
 
-    async def deliver(self, event: Event, *, timeout: float) -> Outcome: ...
+    async def deliver(self, event: Event, *, timeout: float) -> Outcome:
+        """Run the function on one event (a trigger's delivery)."""
+
+    async def request(
+        self,
+        method: str,
+        path_and_query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        timeout: float,
+    ) -> HttpAnswer:
+        """Serve one HTTP request to the function (``/fn/<name>``), counted.
+
+        Raises :class:`~cumulo.errors.InvalidEventError` for a request the function
+        cannot take, :class:`TimeoutError` past ``timeout`` and
+        :class:`aiohttp.ClientError` when its worker dropped the request."""
 
     async def start(self) -> None:
         """Start what the function keeps running (``scale.min`` replicas, say)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,15 @@ import orjson
 
 from cumulo.errors import CumuloError
 from cumulo.events import tracing
+from cumulo.events.cloudevent import events_from_http
 from cumulo.events.event import Event, to_json
 from cumulo.events.lineage import RUN_FAILED, Lineage, lineage_event
 from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
+from cumulo.runtimes.local.hosts import HttpAnswer
 from cumulo.runtimes.local.runs import Run, RunStore
 from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.local.template import Template
+from cumulo.runtimes.worker import contract
 from cumulo.runtimes.worker.outcome import outcome_from_dict
 from cumulo.spec.models import Function
 
@@ -81,6 +84,26 @@ class JobRunner:
     def describe(self) -> dict[str, Any]:
         return {"running": [{"pid": pid, "run": run.id} for pid, run in self.running.items()]}
 
+    async def request(
+        self,
+        method: str,
+        path_and_query: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        timeout: float,
+    ) -> HttpAnswer:
+        """``/fn/<name>`` of a job: the request carries one CloudEvent; the answer, when the
+        run ends, is functions-framework's for its outcome (a 400 for a batch)."""
+        events = events_from_http(headers, body)
+        if len(events) != 1:
+            detail = "a job function runs one event at a time"
+            refused = contract.problem(400, "one-event-per-run", "One event per run", detail,
+                                       "InvalidEventError")  # fmt: skip
+            return _http_answer(refused)
+        outcome = await self.deliver(events[0], timeout=timeout)
+        return _http_answer(contract.outcome_response(outcome))
+
     async def deliver(self, event: Event, *, timeout: float) -> Outcome:
         async with self._slots:
             trace = tracing.trace_id_of(event)
@@ -123,6 +146,11 @@ class JobRunner:
         future = self._exit_of(pid)
         if not future.done():
             future.set_result(code)
+
+
+def _http_answer(response: contract.Response) -> HttpAnswer:
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers]
+    return HttpAnswer(response.status, headers, response.body)
 
 
 def read_result(path: Path, code: int) -> Outcome:

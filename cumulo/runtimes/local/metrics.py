@@ -11,18 +11,16 @@ and the two latency histograms (as delivery middleware).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 
+from cumulo.events.bus.base import Bus
 from cumulo.events.middleware import Delivery
-from cumulo.runtimes.local.jobs import JobRunner
-
-if TYPE_CHECKING:
-    from cumulo.runtimes.local.platform import Platform
+from cumulo.runtimes.local.hosts import FunctionHost
+from cumulo.runtimes.local.views import RunCounts, TriggerView
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # what generate_latest writes
 TRIGGER_GROUP = "trigger/"
@@ -40,7 +38,7 @@ TRIGGER_COUNTERS = (
 class PlatformMetrics:
     """The platform's registry, and the delivery middleware that feeds its histograms."""
 
-    def __init__(self, platform: Platform):
+    def __init__(self, stats: StatsCollector):
         self.registry = CollectorRegistry(auto_describe=True)
         self.published = Counter(
             "cumulo_events_published",
@@ -62,7 +60,7 @@ class PlatformMetrics:
             buckets=DURATION_BUCKETS,
             registry=self.registry,
         )
-        self.stats = StatsCollector(platform)
+        self.stats = stats
         self.registry.register(self.stats)
         self._scraping = asyncio.Lock()
 
@@ -86,30 +84,35 @@ class PlatformMetrics:
 
 
 class StatsCollector:
-    """Reads the platform's own stats objects when Prometheus scrapes."""
+    """Reads the platform's own stats objects when Prometheus scrapes.
 
-    def __init__(self, platform: Platform):
-        self.platform = platform
+    ``buses``, ``hosts`` and ``triggers`` are the platform's live collections,
+    filled as it starts; ``run_counts`` reads the run store (blocking I/O)."""
+
+    def __init__(
+        self,
+        buses: Mapping[str, Bus],
+        hosts: Mapping[str, FunctionHost],
+        triggers: Sequence[TriggerView],
+        run_counts: RunCounts,
+    ):
+        self.buses = buses
+        self.hosts = hosts
+        self.triggers = triggers
+        self.run_counts = run_counts
         self.depths: dict[str, int] = {}
         self.runs: dict[tuple[str, str], int] = {}
 
     async def refresh(self) -> None:
         """What needs I/O: queue depths from the buses, run counts from the run store."""
         depths: dict[str, int] = {}
-        for bus in list(self.platform.buses.values()):
+        for bus in list(self.buses.values()):
             for group in await bus.groups():
                 if group.name.startswith(TRIGGER_GROUP):
                     name = group.name.removeprefix(TRIGGER_GROUP)
                     depths[name] = depths.get(name, 0) + group.backlog + group.pending
         self.depths = depths
-        stores = {id(d.runs): d.runs for d in self._destinations(JobRunner)}
-        runs: dict[tuple[str, str], int] = {}
-        for store in stores.values():
-            runs.update(await asyncio.to_thread(store.counts))
-        self.runs = runs
-
-    def _destinations(self, kind: type) -> list[Any]:
-        return [d for d in self.platform.destinations.values() if isinstance(d, kind)]
+        self.runs = await asyncio.to_thread(self.run_counts)
 
     def describe(self) -> list[Metric]:
         return []  # the families vary with the project; nothing to check at registration
@@ -123,7 +126,7 @@ class StatsCollector:
     def _trigger_counters(self) -> Iterator[Metric]:
         for name, text, stat in TRIGGER_COUNTERS:
             family = CounterMetricFamily(name, text, labels=["trigger", "function"])
-            for d in self.platform.dispatchers:
+            for d in self.triggers:
                 labels = [d.trigger.name, d.trigger.spec.function]
                 family.add_metric(labels, getattr(d.stats, stat))
             yield family
@@ -134,7 +137,7 @@ class StatsCollector:
             "Events waiting for a trigger: not yet fetched, leased or waiting to retry.",
             labels=["trigger"],
         )
-        for d in self.platform.dispatchers:
+        for d in self.triggers:
             family.add_metric([d.trigger.name], self.depths.get(d.trigger.name, 0))
         return family
 
@@ -147,7 +150,7 @@ class StatsCollector:
         cold = CounterMetricFamily(
             "cumulo_cold_starts", "Service replicas started.", labels=["function"]
         )
-        for name, host in self.platform.destinations.items():
+        for name, host in self.hosts.items():
             replicas.add_metric([name], host.workers())
             if (started := host.cold_starts()) is not None:
                 cold.add_metric([name], started)

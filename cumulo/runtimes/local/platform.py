@@ -2,6 +2,12 @@
 
 Functions run in worker processes forked from one pre-warmed template per
 function, so a crashing function never takes the platform down.
+
+:class:`Platform` is the composition root: it owns the live collections (buses,
+function hosts, the triggers being delivered) and hands each part only what it
+reads of them (:mod:`.views`): the gateway its :class:`GatewayParts`, the
+metrics the collections they count, the dashboard its data, the embedded Dapr
+buses the hosts and buses they deliver to. No part holds the platform.
 """
 
 from __future__ import annotations
@@ -29,14 +35,17 @@ from cumulo.events.bus.base import Bus
 from cumulo.events.dispatcher import TriggerDispatcher
 from cumulo.events.event import Event
 from cumulo.events.sources.webhook import HttpSource
+from cumulo.runtimes.local.auth import public_functions
 from cumulo.runtimes.local.checkpoints import SqliteCheckpoints
 from cumulo.runtimes.local.dapr_push import DaprPush
+from cumulo.runtimes.local.dashboard import Dashboard, DashboardData
 from cumulo.runtimes.local.dashboard.data import ModelCatalog
 from cumulo.runtimes.local.environment import function_environment
-from cumulo.runtimes.local.gateway import Gateway
+from cumulo.runtimes.local.gateway import Gateway, GatewayParts
 from cumulo.runtimes.local.hosts import FunctionHost
 from cumulo.runtimes.local.jobs import JobRunner
 from cumulo.runtimes.local.limits import bounded_httptools
+from cumulo.runtimes.local.metrics import PlatformMetrics, StatsCollector
 from cumulo.runtimes.local.pool import ServicePool
 from cumulo.runtimes.local.runs import RunStore
 from cumulo.runtimes.local.sources import (
@@ -47,6 +56,7 @@ from cumulo.runtimes.local.sources import (
 )
 from cumulo.runtimes.local.telemetry import Telemetry
 from cumulo.runtimes.local.template import Template, TemplateConfig
+from cumulo.runtimes.local.views import TriggerView
 from cumulo.runtimes.local.wiring import missing_extras, open_bus
 from cumulo.spec import Project
 from cumulo.spec.models import Function
@@ -86,19 +96,44 @@ class Platform:
     ):
         self.project = project
         self.settings = settings
-        self.model_catalog = model_catalog  # the dashboard's models (the ML application's)
         self.state = settings.state_path(project.root)
+        # the live collections, filled as the platform starts
         self.buses: dict[str, Bus] = {}
         self.templates: dict[str, Template] = {}
-        self.destinations: dict[str, FunctionHost] = {}
-        self.dispatchers: list[TriggerDispatcher] = []
+        self.hosts: dict[str, FunctionHost] = {}  # by function name
+        self.dispatchers: list[TriggerDispatcher] = []  # the pulled triggers
+        self.deliveries: list[TriggerView] = []  # every trigger being delivered, pulled or pushed
         self.sources: list[Running] = []
         self.webhooks: dict[str, HttpSource] = {}
+        self.runs: RunStore | None = None
         # with auth on, what functions publish with (POST /events only): see .auth
         self.publish_token = secrets.token_urlsafe(32) if settings.api_token else None
-        self.telemetry = Telemetry(self)  # metrics registry, span export
-        self.dapr = DaprPush(self)  # embedded dapr:// buses: sidecars, push delivery
-        self.gateway = Gateway(self)
+        stats = StatsCollector(self.buses, self.hosts, self.deliveries, self._run_counts)
+        self.telemetry = Telemetry(  # metrics registry, span export
+            PlatformMetrics(stats), otlp_endpoint=settings.otlp_endpoint, project=str(project.root)
+        )
+        self.dapr = DaprPush(  # embedded dapr:// buses: sidecars, push delivery
+            project, settings, self.state,
+            buses=self.buses, hosts=self.hosts, middleware=self.telemetry.middleware,
+        )  # fmt: skip
+        dashboard = Dashboard(
+            DashboardData(project, self.state, self.buses, self.describe, model_catalog)
+        )
+        self.gateway = Gateway(
+            GatewayParts(
+                settings=settings,
+                buses=self.buses,
+                hosts=self.hosts,
+                triggers=project.all_triggers(),
+                ingest=self.telemetry.ingest,
+                status=self.describe,
+                metrics=self.telemetry.metrics.exposition,
+                webhooks=self.webhooks.get,
+                public=public_functions(project.functions.values()),
+                publish_token=self.publish_token,
+                routes=[*dashboard.routes(), *self.dapr.routes()],  # /ui/, its /api/, /dapr/*
+            )
+        )
         self.url = ""
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -136,7 +171,7 @@ class Platform:
     async def _start(self, session: aiohttp.ClientSession) -> None:
         (self.state / "logs").mkdir(exist_ok=True)
         await self._start_buses()
-        runs = RunStore(self.state / "runs.db")
+        runs = self.runs = RunStore(self.state / "runs.db")
         await asyncio.gather(
             *(self._start_function(f, session, runs) for f in self.project.functions.values())
         )
@@ -176,7 +211,7 @@ class Platform:
             grace = self.settings.worker_grace_seconds
             destination = ServicePool(function, template, session, grace=grace)
         self.templates[function.name] = template
-        self.destinations[function.name] = destination
+        self.hosts[function.name] = destination
         await template.start()
         await destination.start()
 
@@ -200,12 +235,13 @@ class Platform:
             dispatcher = TriggerDispatcher(
                 self.buses[trigger.spec.bus],
                 trigger,
-                self.destinations[function.name],
+                self.hosts[function.name],
                 function_timeout=function.spec.timeout,
                 concurrency=scale.max * per_replica,
                 middleware=self.telemetry.middleware,
             )
             self.dispatchers.append(dispatcher)
+            self.deliveries.append(dispatcher)
             self._background(dispatcher.run())
 
     def _start_sources(self) -> None:
@@ -250,6 +286,7 @@ class Platform:
             port = server.servers[0].sockets[0].getsockname()[1]
             self.url = f"http://{self.settings.host}:{port}"
             await self.dapr.start_subscribers(port)
+            self.deliveries.extend(self.dapr.triggers.values())
             self._write_gateway_file(port)
             if on_ready:
                 on_ready(self)
@@ -270,8 +307,8 @@ class Platform:
         since_trim = RETENTION_CHECK_SECONDS
         while True:
             await asyncio.sleep(IDLE_CHECK_SECONDS)
-            for destination in self.destinations.values():
-                await destination.scale_down_idle()
+            for host in self.hosts.values():
+                await host.scale_down_idle()
             since_trim += IDLE_CHECK_SECONDS
             if since_trim >= RETENTION_CHECK_SECONDS:
                 since_trim = 0
@@ -284,8 +321,7 @@ class Platform:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dapr.stop()
         await asyncio.gather(*(d.drain(DRAIN_SECONDS) for d in self.dispatchers))
-        hosts = self.destinations.values()
-        await asyncio.gather(*(host.stop() for host in hosts))  # SIGKILL after the grace
+        await asyncio.gather(*(host.stop() for host in self.hosts.values()))  # SIGKILL after the grace
         await asyncio.gather(*(t.stop() for t in self.templates.values()))
         for bus in self.buses.values():
             await bus.close()
@@ -298,7 +334,7 @@ class Platform:
             "pid": os.getpid(),
             "url": self.url,
             "project": str(self.project.root),
-            "functions": [self._describe_function(d) for d in self.destinations.values()],
+            "functions": [self._describe_function(h) for h in self.hosts.values()],
             "triggers": [
                 {
                     "name": d.trigger.name,
@@ -306,11 +342,14 @@ class Platform:
                     "inflight": d.inflight,
                     **asdict(d.stats),
                 }
-                for d in self.dispatchers
+                for d in self.deliveries
             ],
             "sources": [describe_source(s) for s in self.sources],
             "groups": [asdict(g) for bus in self.buses.values() for g in await bus.groups()],
         }
+
+    def _run_counts(self) -> dict[tuple[str, str], int]:
+        return self.runs.counts() if self.runs is not None else {}
 
     def _describe_function(self, host: FunctionHost) -> dict[str, Any]:
         function = host.function

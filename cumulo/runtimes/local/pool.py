@@ -42,6 +42,7 @@ from cumulo.events.cloudevent import binary_http, http_message
 from cumulo.events.event import Event
 from cumulo.events.outcome import Outcome, RetryLater, Success
 from cumulo.runtimes.local.faults import Claim, Lost, Replica, Watch, crash_failure
+from cumulo.runtimes.local.hosts import HttpAnswer
 from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.local.template import Template
 from cumulo.runtimes.worker.contract import PROBLEM_JSON, outcome_from_response
@@ -61,15 +62,6 @@ class PoolStats:
     errors: int = 0
     recycled: int = 0  # replicas stopped because a request timed out
     solo_retries: int = 0  # deliveries repeated alone after another event's fault
-
-
-@dataclass(frozen=True)
-class HttpAnswer:
-    """A replica's whole answer to one HTTP request."""
-
-    status: int
-    headers: list[tuple[str, str]]
-    body: bytes
 
 
 class ServicePool:

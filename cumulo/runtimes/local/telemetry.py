@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from cumulo.events import tracing
 from cumulo.events.bus.base import Bus
@@ -20,16 +19,11 @@ from cumulo.runtimes.local.metrics import PlatformMetrics
 from cumulo.runtimes.local.observed_bus import ObservedBus
 from cumulo.runtimes.local.otel import SpanExporter
 
-if TYPE_CHECKING:
-    from cumulo.runtimes.local.platform import Platform
-
 
 class Telemetry:
-    def __init__(self, platform: Platform):
-        self.metrics = PlatformMetrics(platform)
-        endpoint = platform.settings.otlp_endpoint
-        project = str(platform.project.root)
-        self.spans = SpanExporter(endpoint, project=project) if endpoint else None
+    def __init__(self, metrics: PlatformMetrics, *, otlp_endpoint: str | None, project: str):
+        self.metrics = metrics
+        self.spans = SpanExporter(otlp_endpoint, project=project) if otlp_endpoint else None
 
     @property
     def middleware(self) -> list[DeliveryMiddleware]:

@@ -1,4 +1,4 @@
-"""The JSON the dashboard reads (``/api/...``), gathered from a running :class:`Platform`.
+"""The JSON the dashboard reads (``/api/...``), gathered from a running platform.
 
 Every answer is built on request from the platform's live objects and its
 stores; the HTML pages (:mod:`.app`) render the same data.
@@ -7,55 +7,69 @@ stores; the HTML pages (:mod:`.app`) render the same data.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 from cumulo.events.bus.base import Bus, Message
 from cumulo.runtimes.local.state_files import recorded_run_log
+from cumulo.runtimes.local.views import Status
+from cumulo.spec import Project
 
 from . import data, graph
 from .deadletters import RedriveLog, dead_letter_json
 
-if TYPE_CHECKING:
-    from cumulo.runtimes.local.platform import Platform
-
 
 class DashboardData:
-    def __init__(self, platform: Platform):
-        self.platform = platform
-        self.stores = data.Stores(platform.state, platform.model_catalog)
+    """What the dashboard reads: the project, the platform's state folder and live buses,
+    its status, and the ML application's model catalog (when it has one)."""
+
+    def __init__(
+        self,
+        project: Project,
+        state: Path,
+        buses: Mapping[str, Bus],
+        status: Status,
+        model_catalog: data.ModelCatalog | None = None,
+    ):
+        self.project = project
+        self.state = state
+        self.buses = buses
+        self.status = status
+        self.stores = data.Stores(state, model_catalog)
         self._redrives: RedriveLog | None = None
 
     @property
     def redrives(self) -> RedriveLog:
         if self._redrives is None:
-            self._redrives = RedriveLog(self.platform.state / "dashboard.db")
+            self._redrives = RedriveLog(self.state / "dashboard.db")
         return self._redrives
 
     def bus(self, name: str | None) -> Bus | None:
-        return self.platform.buses.get(name or "default")
+        return self.buses.get(name or "default")
 
     def dead_letter_topics(self) -> list[str]:
-        triggers = self.platform.project.all_triggers().values()
+        triggers = self.project.all_triggers().values()
         return sorted({t.spec.delivery.dead_letter_topic for t in triggers} or {"dead-letter"})
 
     async def event_messages(self, since: float | None = None) -> list[Message]:
         """What the functions exchanged: every topic of every bus but the dead-letter ones."""
         skip = set(self.dead_letter_topics())
         found: list[Message] = []
-        for bus in self.platform.buses.values():
+        for bus in self.buses.values():
             for topic in await bus.topics():
                 if topic not in skip:
                     found += await data.scan(bus, topic, since)
         return found
 
     async def functions(self) -> list[dict[str, Any]]:
-        status = await self.platform.describe()
+        status = await self.status()
         counts = await asyncio.to_thread(self.stores.runs.counts)
-        return [_function_row(f, self.platform, counts) for f in status["functions"]]
+        return [_function_row(f, self.project, counts) for f in status["functions"]]
 
     async def graph(self) -> graph.Graph:
-        status = await self.platform.describe()
-        return graph.build(self.platform.project, status, await self.event_messages())
+        status = await self.status()
+        return graph.build(self.project, status, await self.event_messages())
 
     async def search(self, bus: Bus, topic: str, query: data.EventQuery) -> list[dict[str, Any]]:
         messages = await data.scan(bus, topic, query.since)
@@ -81,23 +95,23 @@ class DashboardData:
         run = await self.stores.get_run(run_id)
         if run is None:
             return None
-        log = recorded_run_log(self.platform.state, run.log)
+        log = recorded_run_log(self.state, run.log)
         return "" if log is None else await asyncio.to_thread(data.log_tail, str(log))
 
     async def dead_letters(self, bus_name: str, topic: str) -> list[dict[str, Any]]:
-        bus = self.platform.buses[bus_name]
+        bus = self.buses[bus_name]
         messages = await data.scan(bus, topic)
         done = await asyncio.to_thread(self.redrives.done, bus_name, topic)
         return [dead_letter_json(m, done.get(m.offset)) for m in reversed(messages)]
 
     async def redrive(self, bus_name: str, topic: str, offset: int) -> dict[str, Any] | None:
         """Redrive one dead letter (idempotent); ``None`` when there is no such offset."""
-        bus = self.platform.buses[bus_name]
+        bus = self.buses[bus_name]
         found = await bus.read(topic, after=offset - 1, limit=1)
         if not found or found[0].offset != offset:
             return None
         message = found[0]
-        trigger = self.platform.project.all_triggers().get(
+        trigger = self.project.all_triggers().get(
             str(message.event.attributes.get("cumulotrigger", ""))
         )
         target = trigger.spec.topic if trigger else "default"
@@ -106,9 +120,9 @@ class DashboardData:
 
 
 def _function_row(
-    info: dict[str, Any], platform: Platform, counts: dict[tuple[str, str], int]
+    info: dict[str, Any], project: Project, counts: dict[tuple[str, str], int]
 ) -> dict[str, Any]:
-    spec = platform.project.functions[info["name"]].spec
+    spec = project.functions[info["name"]].spec
     if info["mode"] == "job":
         mine = {status: n for (fn, status), n in counts.items() if fn == info["name"]}
         live = len(info.get("running", []))

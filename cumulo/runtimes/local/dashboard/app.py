@@ -9,7 +9,7 @@ an ``HttpOnly``, ``SameSite=Strict`` cookie, and the pages (and their calls to
 from __future__ import annotations
 
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -36,9 +36,6 @@ from cumulo.runtimes.local.auth import COOKIE
 from . import data, graph, pages, pages_ml
 from .api import DashboardData
 
-if TYPE_CHECKING:
-    from cumulo.runtimes.local.platform import Platform
-
 STATIC = {"dashboard.css": "text/css", "dashboard.js": "text/javascript"}
 
 
@@ -48,8 +45,8 @@ def not_found(detail: str) -> Response:
 
 
 class Dashboard:
-    def __init__(self, platform: Platform):
-        self.data = DashboardData(platform)
+    def __init__(self, data: DashboardData):
+        self.data = data
 
     def routes(self) -> list[Route]:
         return [
@@ -105,14 +102,14 @@ class Dashboard:
 
     async def api_dead_letters(self, request: Request) -> Response:
         bus, topic = self._dead_letter_topic(request)
-        if bus not in self.data.platform.buses:
+        if bus not in self.data.buses:
             return not_found(f"no event bus named '{bus}'")
         return JSONResponse(await self.data.dead_letters(bus, topic))
 
     async def api_redrive(self, request: Request) -> Response:
         offset = api_input.path(RedrivePath, request).offset
         bus, topic = self._dead_letter_topic(request)
-        if bus not in self.data.platform.buses:
+        if bus not in self.data.buses:
             return not_found(f"no event bus named '{bus}'")
         done = await self.data.redrive(bus, topic, offset)
         missing = f"no dead letter at offset {offset} of topic '{topic}'"
@@ -146,7 +143,7 @@ class Dashboard:
         return handle
 
     async def functions_page(self, request: Request) -> str:
-        status = await self.data.platform.describe()
+        status = await self.data.status()
         return pages.functions_page(await self.data.functions(), status)
 
     async def graph_page(self, request: Request) -> str:
@@ -176,10 +173,10 @@ class Dashboard:
 
     async def dead_letters_page(self, request: Request) -> str | Response:
         bus, topic = self._dead_letter_topic(request)
-        if bus not in self.data.platform.buses:
+        if bus not in self.data.buses:
             return not_found(f"no event bus named '{bus}'")
         letters = await self.data.dead_letters(bus, topic)
-        triggers = sorted(self.data.platform.project.all_triggers())
+        triggers = sorted(self.data.project.all_triggers())
         return pages_ml.dead_letters_page(letters, topic, bus, triggers)
 
     async def static(self, request: Request) -> Response:
