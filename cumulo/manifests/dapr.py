@@ -40,30 +40,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cumulo.events.dapr_rules import duration, filter_expression, retry_policy
+from cumulo.events import dapr_objects
+from cumulo.events.dapr_objects import EVENTS_ROUTE, Inbound
 from cumulo.manifests.brokers import Broker
 from cumulo.manifests.common import Context
-from cumulo.spec import Filter, Function, Trigger
-
-API_V1 = "dapr.io/v1alpha1"
-API_SUBSCRIPTION = "dapr.io/v2alpha1"
-EVENTS_ROUTE = "/dapr/events"  # cumulo.runtimes.worker.dapr.EVENTS_ROUTE
-SKIP_ROUTE = "/dapr/skip"  # cumulo.runtimes.worker.dapr.SKIP_ROUTE: no rule matched
-COMPONENT_TYPES = {"redis": "pubsub.redis", "kafka": "pubsub.kafka", "nats": "pubsub.jetstream"}
+from cumulo.spec import Function, Trigger
 
 
 def component(ctx: Context, broker: Broker) -> dict[str, Any]:
     """The pub/sub Component of a bus (not for ``dapr://`` buses)."""
-    return {
-        "apiVersion": API_V1,
-        "kind": "Component",
-        "metadata": ctx.metadata(broker.component, "bus", broker.bus),
-        "spec": {
-            "type": COMPONENT_TYPES[broker.kind],
-            "version": "v1",
-            "metadata": _component_metadata(broker),
-        },
-    }
+    metadata = ctx.metadata(broker.component, "bus", broker.bus)
+    return dapr_objects.component(metadata, broker.kind, _component_metadata(broker))
 
 
 def _component_metadata(broker: Broker) -> list[dict[str, Any]]:
@@ -94,30 +81,13 @@ def _credentials(broker: Broker, user: str, password: str) -> list[dict[str, Any
 def subscription(ctx: Context, trigger: Trigger, broker: Broker) -> dict[str, Any]:
     """The Subscription delivering a trigger's events to its function's sidecar."""
     spec = trigger.spec
-    rule = filter_expression(_filters(trigger))
-    routes: dict[str, Any] = {"default": EVENTS_ROUTE}
-    if rule is not None:
-        routes = {"rules": [{"match": rule, "path": EVENTS_ROUTE}], "default": SKIP_ROUTE}
-    return {
-        "apiVersion": API_SUBSCRIPTION,
-        "kind": "Subscription",
-        "metadata": ctx.metadata(trigger.name, "function", spec.function),
-        "spec": {
-            "pubsubname": broker.component,
-            "topic": spec.topic,
-            "routes": routes,
-            "deadLetterTopic": spec.delivery.dead_letter_topic,
-        },
-        "scopes": [spec.function],
-    }
-
-
-def _filters(trigger: Trigger) -> list[Filter]:
-    filters = list(trigger.spec.filters)
-    classic = (trigger.spec.filter or {}).get("attributes")
-    if classic:
-        filters.append(Filter(exact=classic))
-    return filters
+    return dapr_objects.subscription(
+        ctx.metadata(trigger.name, "function", spec.function),
+        spec,
+        pubsub=broker.component,
+        route=EVENTS_ROUTE,
+        scopes=[spec.function],
+    )
 
 
 def resiliency(
@@ -128,8 +98,7 @@ def resiliency(
     ``components`` maps each bus to its Dapr component. Dapr applies one policy
     per app and component, so triggers of one function on one bus must agree.
     """
-    policies: dict[str, dict[str, Any]] = {"retries": {}, "timeouts": {}}
-    targets: dict[str, Any] = {}
+    inbound: dict[str, Inbound] = {}
     first: dict[str, Trigger] = {}
     for trigger in triggers:
         bus, delivery = trigger.spec.bus, trigger.spec.delivery
@@ -137,19 +106,12 @@ def resiliency(
             _check_same_delivery(ctx, first[bus], trigger)
             continue
         first[bus] = trigger
-        policies["retries"][f"retry-{bus}"] = retry_policy(delivery)
-        policies["timeouts"][f"timeout-{bus}"] = duration(delivery.timeout or function.spec.timeout)
-        inbound = {"retry": f"retry-{bus}", "timeout": f"timeout-{bus}"}
-        targets[components[bus]] = {"inbound": inbound}
-    if not targets:
+        timeout = delivery.timeout or function.spec.timeout
+        inbound[components[bus]] = Inbound(bus, delivery, timeout)
+    if not inbound:
         return None
-    return {
-        "apiVersion": API_V1,
-        "kind": "Resiliency",
-        "metadata": ctx.metadata(function.name, "function", function.name),
-        "spec": {"policies": policies, "targets": {"components": targets}},
-        "scopes": [function.name],
-    }
+    metadata = ctx.metadata(function.name, "function", function.name)
+    return dapr_objects.resiliency(metadata, inbound, scopes=[function.name])
 
 
 def _check_same_delivery(ctx: Context, first: Trigger, other: Trigger) -> None:

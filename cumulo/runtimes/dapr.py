@@ -2,10 +2,10 @@
 
 Pure functions returning dicts in Dapr's CRD shapes (``dapr.io``), for a
 sidecar's ``--resources-path`` and for the worker's ``GET /dapr/subscribe``.
-The delivery-policy and filter mappings are the cluster renderer's
-(:mod:`cumulo.events.dapr_rules`: ``retry_policy``, ``filter_expression``), so
-self-hosted and cluster Dapr behave alike; what differs here is that nothing
-needs a Kubernetes Secret or a rendering context:
+The documents are built by the one Dapr renderer the cluster uses too
+(:mod:`cumulo.events.dapr_objects`), so self-hosted and cluster Dapr behave
+alike; what differs here is that nothing needs a Kubernetes Secret or a
+rendering context:
 
 - :func:`component`: the pub/sub Component over the broker a bus URL names,
   with plain values (``redis://`` -> ``pubsub.redis`` with ``redisDB``,
@@ -42,9 +42,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from cumulo.errors import Problem, SpecError
+from cumulo.events import dapr_objects
+from cumulo.events.dapr_objects import EVENTS_ROUTE, Inbound, trigger_filters
 from cumulo.events.dapr_rules import filter_expression, retry_policy
-from cumulo.runtimes.worker.dapr import EVENTS_ROUTE, SKIP_ROUTE
-from cumulo.spec.models import Delivery, Filter, TriggerBinding
+from cumulo.spec.models import TriggerBinding
 
 __all__ = [
     "component",
@@ -56,49 +57,31 @@ __all__ = [
     "trigger_filters",
 ]
 
-API_VERSION = "dapr.io/v1alpha1"
-SUBSCRIPTION_API_VERSION = "dapr.io/v2alpha1"
+BROKER_KINDS = {"redis": "redis", "rediss": "redis", "nats": "nats", "kafka": "kafka"}
 
 
-def _seconds(value: float) -> str:
-    """A Go duration (``1.5s``, ``300s``) for a number of seconds."""
-    return f"{value:g}s"
-
-
-def _metadata(**values: str) -> list[dict[str, str]]:
+def _metadata(**values: str) -> list[dict[str, Any]]:
     return [{"name": name, "value": value} for name, value in values.items() if value]
-
-
-# --- Component ---------------------------------------------------------------------
 
 
 def component(name: str, broker_url: str, *, scopes: Iterable[str] = ()) -> dict[str, Any]:
     """The ``pubsub.*`` Component named ``name`` over the broker at ``broker_url``."""
     parts = urlsplit(broker_url)
-    if parts.scheme in ("redis", "rediss"):
-        kind, metadata = "pubsub.redis", _redis_metadata(parts)
-    elif parts.scheme == "nats":
-        kind = "pubsub.jetstream"
-        metadata = _metadata(natsURL=f"nats://{parts.hostname}:{parts.port or 4222}")
-    elif parts.scheme == "kafka":
-        kind = "pubsub.kafka"
-        metadata = _metadata(brokers=parts.netloc, authType="none")
+    kind = BROKER_KINDS.get(parts.scheme)
+    if kind == "redis":
+        items = _redis_metadata(parts)
+    elif kind == "nats":
+        items = _metadata(natsURL=f"nats://{parts.hostname}:{parts.port or 4222}")
+    elif kind == "kafka":
+        items = _metadata(brokers=parts.netloc, authType="none")
     else:
         raise SpecError(
             [Problem("dapr component", name, f"no Dapr pub/sub for {parts.scheme!r} URLs")]
         )
-    document: dict[str, Any] = {
-        "apiVersion": API_VERSION,
-        "kind": "Component",
-        "metadata": {"name": name},
-        "spec": {"type": kind, "version": "v1", "metadata": metadata},
-    }
-    if scopes := list(scopes):
-        document["scopes"] = scopes
-    return document
+    return dapr_objects.component({"name": name}, kind, items, scopes=scopes)
 
 
-def _redis_metadata(parts: Any) -> list[dict[str, str]]:
+def _redis_metadata(parts: Any) -> list[dict[str, Any]]:
     db = parts.path.strip("/") or parse_qs(parts.query).get("db", ["0"])[0]
     return _metadata(
         redisHost=f"{parts.hostname or 'localhost'}:{parts.port or 6379}",
@@ -108,44 +91,22 @@ def _redis_metadata(parts: Any) -> list[dict[str, str]]:
     )
 
 
-# --- Resiliency --------------------------------------------------------------------
-
-
 def resiliency(
     name: str, triggers: Iterable[TriggerBinding], *, scopes: Iterable[str] = ()
 ) -> dict[str, Any]:
-    """One Resiliency with an inbound policy per pub/sub component the triggers use."""
-    by_component = _delivery_per_component(triggers)
-    retries: dict[str, Any] = {}
-    timeouts: dict[str, str] = {}
-    targets: dict[str, Any] = {}
-    for pubsub, delivery in by_component.items():
-        inbound = {"retry": f"{pubsub}-retry"}
-        retries[inbound["retry"]] = retry_policy(delivery)
-        if delivery.timeout is not None:
-            inbound["timeout"] = f"{pubsub}-timeout"
-            timeouts[inbound["timeout"]] = _seconds(delivery.timeout)
-        targets[pubsub] = {"inbound": inbound}
-    policies: dict[str, Any] = {"retries": retries}
-    if timeouts:
-        policies["timeouts"] = timeouts
-    document: dict[str, Any] = {
-        "apiVersion": API_VERSION,
-        "kind": "Resiliency",
-        "metadata": {"name": name},
-        "spec": {"policies": policies, "targets": {"components": targets}},
-    }
-    if scopes := list(scopes):
-        document["scopes"] = scopes
-    return document
+    """One Resiliency with an inbound policy per pub/sub component the triggers use.
 
-
-def _delivery_per_component(triggers: Iterable[TriggerBinding]) -> dict[str, Delivery]:
-    chosen: dict[str, Delivery] = {}
+    Dapr attaches inbound policies to a component, not to a subscription: the
+    triggers on one component must agree (:class:`SpecError` naming each that does not)."""
+    inbound: dict[str, Inbound] = {}
     problems: list[Problem] = []
     for index, trigger in enumerate(triggers):
-        seen = chosen.setdefault(trigger.bus, trigger.delivery)
-        if _policy_fields(seen) != _policy_fields(trigger.delivery):
+        delivery = trigger.delivery
+        chosen = inbound.setdefault(trigger.bus, Inbound(trigger.bus, delivery, delivery.timeout))
+        if (retry_policy(chosen.delivery), chosen.timeout) != (
+            retry_policy(delivery),
+            delivery.timeout,
+        ):
             problems.append(
                 Problem(
                     "dapr resiliency",
@@ -156,54 +117,18 @@ def _delivery_per_component(triggers: Iterable[TriggerBinding]) -> dict[str, Del
             )
     if problems:
         raise SpecError(problems)
-    return chosen
-
-
-def _policy_fields(delivery: Delivery) -> tuple[Any, ...]:
-    return (retry_policy(delivery), delivery.timeout)
-
-
-# --- Subscription ------------------------------------------------------------------
+    return dapr_objects.resiliency({"name": name}, inbound, scopes=scopes)
 
 
 def subscribe_entry(trigger: TriggerBinding, *, route: str = EVENTS_ROUTE) -> dict[str, Any]:
     """The trigger as one entry of the worker's ``GET /dapr/subscribe`` answer."""
-    entry: dict[str, Any] = {
-        "pubsubname": trigger.bus,
-        "topic": trigger.topic,
-        "routes": _routes(trigger, route),
-        "deadLetterTopic": trigger.delivery.dead_letter_topic,
-    }
-    return entry
+    return dapr_objects.subscription_spec(trigger, trigger.bus, route)
 
 
 def subscription(
     name: str, trigger: TriggerBinding, *, route: str = EVENTS_ROUTE, scopes: Iterable[str] = ()
 ) -> dict[str, Any]:
     """The trigger as a declarative ``Subscription`` (``dapr.io/v2alpha1``)."""
-    document: dict[str, Any] = {
-        "apiVersion": SUBSCRIPTION_API_VERSION,
-        "kind": "Subscription",
-        "metadata": {"name": name},
-        "spec": subscribe_entry(trigger, route=route),
-    }
-    if scopes := list(scopes):
-        document["scopes"] = scopes
-    return document
-
-
-def _routes(trigger: TriggerBinding, route: str) -> dict[str, Any]:
-    match = filter_expression(trigger_filters(trigger))
-    if match is None:
-        return {"default": route}
-    # Dapr dead-letters an event no rule matches unless a default route takes it.
-    return {"rules": [{"match": match, "path": route}], "default": SKIP_ROUTE}
-
-
-def trigger_filters(trigger: TriggerBinding) -> list[Filter]:
-    """The trigger's filters: its dialects, and the classic ``filter.attributes`` as exact."""
-    filters = list(trigger.filters)
-    classic = (trigger.filter or {}).get("attributes")
-    if classic:
-        filters.append(Filter(exact=classic))
-    return filters
+    return dapr_objects.subscription(
+        {"name": name}, trigger, pubsub=trigger.bus, route=route, scopes=scopes
+    )

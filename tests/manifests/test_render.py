@@ -404,3 +404,28 @@ def test_a_secret_named_by_its_variable_alone_is_a_secret_reference(rich):
     assert env["MODEL_SIGNING_KEY"]["valueFrom"] == {
         "secretKeyRef": {"name": "model-signing-key", "key": "model-signing-key"}
     }
+
+
+def test_self_hosted_and_cluster_dapr_say_the_same_for_each_trigger(rich):
+    """One renderer: a trigger's routes, topic, dead letters and retry policy are the same
+    whether the embedded platform's sidecar or the cluster's Subscription delivers it."""
+    from cumulo.runtimes.dapr import resiliency, subscription
+
+    project = load_project(RICH)
+    triggers = project.all_triggers()
+    compared = 0
+    for trigger in triggers.values():
+        cluster = rich.get(("Subscription", trigger.name))
+        if cluster is None:
+            continue  # not a Dapr-delivered trigger in this rendering
+        pubsub = cluster["spec"]["pubsubname"]
+        binding = trigger.spec.model_copy(update={"bus": pubsub})
+        local = subscription(trigger.name, binding, route="/dapr/events")
+        assert local["spec"] == cluster["spec"], trigger.name
+        cluster_policies = rich["Resiliency", trigger.spec.function]["spec"]["policies"]
+        local_policies = resiliency("r", [binding])["spec"]["policies"]
+        assert list(local_policies["retries"].values()) == [
+            cluster_policies["retries"][f"retry-{trigger.spec.bus}"]
+        ], trigger.name
+        compared += 1
+    assert compared >= 3

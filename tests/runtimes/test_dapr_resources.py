@@ -9,6 +9,7 @@ import pytest
 from cumulo.errors import BusError, BusOperationUnsupportedError, SpecError, UnknownBackendError
 from cumulo.events.bus import bus_from_url
 from cumulo.events.bus.dapr import DaprBus, DaprSettings
+from cumulo.events.dapr_objects import EVENTS_ROUTE
 from cumulo.manifests.schemas import crd_schema, validate_manifest
 from cumulo.runtimes.dapr import (
     component,
@@ -19,7 +20,7 @@ from cumulo.runtimes.dapr import (
     subscription,
     trigger_filters,
 )
-from cumulo.runtimes.worker.dapr import EVENTS_ROUTE, subscription_documents
+from cumulo.runtimes.worker.dapr import subscription_documents
 from cumulo.spec.models import Delivery, TriggerBinding
 
 CRDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "crds" / "dapr"
@@ -82,11 +83,11 @@ def test_resiliency_targets_the_components_inbound() -> None:
     validate_manifest(document, schema("resiliency"))
     spec = document["spec"]
     assert spec["targets"]["components"] == {
-        "pubsub": {"inbound": {"retry": "pubsub-retry", "timeout": "pubsub-timeout"}},
-        "other": {"inbound": {"retry": "other-retry"}},
+        "pubsub": {"inbound": {"retry": "retry-pubsub", "timeout": "timeout-pubsub"}},
+        "other": {"inbound": {"retry": "retry-other"}},
     }
-    assert spec["policies"]["timeouts"] == {"pubsub-timeout": "30s"}
-    assert spec["policies"]["retries"]["other-retry"]["maxRetries"] == 0
+    assert spec["policies"]["timeouts"] == {"timeout-pubsub": "30s"}
+    assert spec["policies"]["retries"]["retry-other"]["maxRetries"] == 0
     assert document["scopes"] == ["fn"]
 
 

@@ -34,6 +34,7 @@ import flask
 import orjson
 from functions_framework.exceptions import FunctionsFrameworkException
 
+from cumulo.events.dapr_objects import EVENTS_ROUTE, SKIP_ROUTE
 from cumulo.runtimes.worker.aio_functions import StarletteFunction
 from cumulo.runtimes.worker.asgi import (
     DEFAULT_MAX_BODY_BYTES,
@@ -46,7 +47,7 @@ from cumulo.runtimes.worker.asgi import (
     serve_lifespan,
 )
 from cumulo.runtimes.worker.cloudevent_handler import CloudEventHandler
-from cumulo.runtimes.worker.dapr import EVENTS_ROUTE, SKIP_ROUTE, SUBSCRIBE_ROUTE, DaprHandler
+from cumulo.runtimes.worker.dapr import SUBSCRIBE_ROUTE, DaprHandler
 from cumulo.runtimes.worker.flask_host import (
     FlaskHost,
     configure_flask_app,

@@ -31,6 +31,7 @@ import orjson
 
 from cumulo.errors import InvalidEventError, Problem, SpecError
 from cumulo.events.cloudevent import events_from_http
+from cumulo.events.dapr_objects import EVENTS_ROUTE
 from cumulo.events.event import to_json
 from cumulo.events.outcome import Failure, Outcome, Success
 from cumulo.runtimes.worker.asgi import (
@@ -47,9 +48,7 @@ from cumulo.runtimes.worker.asgi import (
 from cumulo.runtimes.worker.contract import method_not_allowed, problem
 from cumulo.runtimes.worker.outcome import CloudEventInvoker
 
-EVENTS_ROUTE = "/dapr/events"
 SUBSCRIBE_ROUTE = "/dapr/subscribe"
-SKIP_ROUTE = "/dapr/skip"  # a subscription's default route: events no rule matched
 CALLBACK_PREFIX = "/dapr/"
 TOKEN_HEADER = b"dapr-api-token"
 _REQUIRED = ("pubsubname", "topic")
