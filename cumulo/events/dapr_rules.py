@@ -35,8 +35,20 @@ def _cel(node: Filter) -> str | None:
         return "(" + " || ".join(p for p in branches if p) + ")"
     if node.not_ is not None:
         inner = _cel(node.not_)
-        return None if inner is None else f"!({inner})"
+        # negating a widened rule would narrow it: only an exact translation is negated
+        return None if inner is None or not _exact(node.not_) else f"!({inner})"
     return _attributes(node)
+
+
+def _exact(node: Filter) -> bool:
+    """Whether the node's CEL says exactly what it does (nothing in it was widened)."""
+    if node.all is not None:
+        return all(_exact(f) for f in node.all)
+    if node.any is not None:
+        return all(_exact(f) for f in node.any)
+    if node.not_ is not None:
+        return _exact(node.not_)
+    return _attributes(node) is not None
 
 
 def _attributes(node: Filter) -> str | None:

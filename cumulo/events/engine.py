@@ -43,7 +43,11 @@ class TriggerStats:
 
 @dataclass
 class Seen:
-    """Trigger-side dedup: keys seen within the window, oldest first."""
+    """Trigger-side dedup: keys seen within the window, mostly oldest first.
+
+    Deliveries finish out of order, so a key is stamped with its own delivery's
+    start, and a newer stamp may sit ahead of an older one: eviction from the
+    front is only housekeeping; each key's own stamp decides."""
 
     window: float
     keys: OrderedDict[tuple[str, ...], float] = field(default_factory=OrderedDict)
@@ -51,7 +55,8 @@ class Seen:
     def contains(self, key: tuple[str, ...], now: float) -> bool:
         while self.keys and next(iter(self.keys.values())) < now - self.window:
             self.keys.popitem(last=False)
-        return key in self.keys
+        stamp = self.keys.get(key)
+        return stamp is not None and stamp >= now - self.window
 
     def add(self, key: tuple[str, ...], now: float) -> None:
         self.keys[key] = now

@@ -88,6 +88,13 @@ def now_rfc3339() -> str:
     return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _text(value: Any) -> str:
+    """An extension value as its CloudEvents string (a Boolean is ``true`` or ``false``)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def new_event(
     type: str,
     source: str,
@@ -112,7 +119,7 @@ def new_event(
         datacontenttype = "application/json"
     if datacontenttype is not None:
         attributes["datacontenttype"] = datacontenttype
-    attributes.update({k: str(v) for k, v in extensions.items() if v is not None})
+    attributes.update({k: _text(v) for k, v in extensions.items() if v is not None})
     if tracing.TRACEPARENT not in attributes:  # made while handling an event: join its trace
         attributes.update(tracing.child_attributes())
     return Event(attributes, data)

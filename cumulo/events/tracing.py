@@ -118,7 +118,8 @@ def reply_of(cause: Traced, reply: T) -> T:
     own = context_of(reply.attributes)
     if own is not None and own.trace_id == parent.trace_id:
         return reply
-    return reply.with_attributes(**parent.child().attributes())
+    # a tracestate belongs to its traceparent: the one of the trace left behind goes
+    return reply.with_attributes(**{TRACESTATE: None, **parent.child().attributes()})
 
 
 # --- the event being handled (set by the worker while a function runs) ----------

@@ -97,14 +97,6 @@ def test_a_rule_over_extensions_is_wider_never_narrower(expressions: list[dict[s
             assert cel_selects(rule, event), (rule, event)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: under `not`, an `all` whose extension part was dropped (widened to true) is"
-        " negated into a narrower rule: not(all[type==a, region==eu]) becomes !(type==a),"
-        " so Dapr drops events of type a in another region that the trigger accepts"
-    ),
-)
 def test_a_negated_all_with_an_extension_is_not_narrowed() -> None:
     given = filters(
         {"not": {"all": [{"exact": {"type": "order.placed"}}, {"exact": {"region": "eu"}}]}}

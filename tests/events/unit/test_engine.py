@@ -277,15 +277,6 @@ async def test_the_window_counts_from_when_the_first_delivery_started(clock: Clo
     assert (await engine.attempt(message(event, offset=2))).outcome == Success()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: Seen evicts only from the front and assumes keys arrive oldest first, but the"
-        " engine adds a key with its delivery's start time when the delivery ends; with"
-        " concurrent deliveries ending out of order, an expired key can hide behind a newer"
-        " one and a later copy is skipped as a duplicate long after the window"
-    ),
-)
 async def test_a_keys_window_does_not_depend_on_other_keys_deliveries(clock: Clock) -> None:
     """As in the test above, but another event's delivery finishes while the first is held."""
     gate = PerEventGate()

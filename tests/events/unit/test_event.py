@@ -104,14 +104,6 @@ def test_new_event_writes_extensions_as_strings_and_drops_none() -> None:
     assert "tenant" not in event.attributes
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: new_event writes a boolean extension with str(), so urgent=True is stored as"
-        " 'True', not the CloudEvents string 'true' that filters and the HTTP binding use;"
-        " an exact filter urgent: 'true' then misses it"
-    ),
-)
 def test_a_boolean_extension_matches_the_filter_for_its_cloudevents_string() -> None:
     event = new_event("t", "/s", urgent=True)
     binding = TriggerBinding.model_validate({"filters": [{"exact": {"urgent": "true"}}]})

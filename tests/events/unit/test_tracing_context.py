@@ -95,13 +95,6 @@ def test_a_reply_from_another_trace_becomes_a_child_of_the_cause() -> None:
     assert moved.attributes["tracestate"] == "cause=1"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: reply_of moves a reply into its cause's trace but keeps the tracestate of the"
-        " trace it left when the cause has none (W3C: tracestate belongs to its traceparent)"
-    ),
-)
 def test_a_reply_moved_into_a_cause_without_tracestate_drops_its_old_one() -> None:
     cause = new_event("t", "/s", traceparent=GIVEN)
     reply = new_event("r", "/fn", traceparent=OTHER, tracestate="other=1")
