@@ -1,4 +1,4 @@
-"""Run every benchmark and print one table:  python benchmarks/run.py [bus|worker|platform|build|backends ...]
+"""Run every benchmark and print one table:  python benchmarks/run.py [bus|worker|platform|build|backends|peers ...]
 
 Goals are those of the embedded platform (docs/benchmarks.md); a goal missed is
 a figure to print, not a failure.
@@ -18,7 +18,14 @@ sys.path.insert(0, str(ROOT))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from benchmarks import bench_backends, bench_build, bench_bus, bench_platform, bench_worker  # noqa: E402
+from benchmarks import (  # noqa: E402
+    bench_backends,
+    bench_build,
+    bench_bus,
+    bench_peers,
+    bench_platform,
+    bench_worker,
+)
 
 
 def bus_rows() -> list[dict[str, object]]:
@@ -32,6 +39,7 @@ SUITES = {
     "platform": bench_platform.run,
     "build": bench_build.run,
     "backends": bench_backends.run,
+    "peers": bench_peers.run,
 }
 
 
