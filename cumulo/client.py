@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from cumulo.config import Settings
 from cumulo.errors import BusUnavailableError, CumuloError, PlatformNotRunningError
@@ -50,6 +50,11 @@ class GatewayError(CumuloError):
         self.answer = answer
 
 
+def _is_process_id(value: object) -> TypeGuard[int]:
+    """Whether ``value`` names one process: a positive int (0 and -1 mean groups to os.kill)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
 class Client:
     def __init__(self, project_dir: Path | str = ".", settings: Settings | None = None):
         self.project_dir = Path(project_dir).resolve()
@@ -59,13 +64,26 @@ class Client:
     # --- finding the platform ---------------------------------------------
 
     def gateway_url(self) -> str | None:
-        """The running platform's URL, or None when ``cumulo up`` is not running."""
+        """The running platform's URL, or None when ``cumulo up`` is not running.
+
+        A missing, unreadable or malformed ``gateway.json`` (not a JSON object, no
+        positive integer ``pid``, no string ``url``) or a pid that no longer runs all
+        read as "not running".
+        """
         try:
             info = json.loads((self.state / "gateway.json").read_text())
-            os.kill(info["pid"], 0)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError):
             return None
-        return str(info["url"])
+        if not isinstance(info, dict):
+            return None
+        pid, url = info.get("pid"), info.get("url")
+        if not _is_process_id(pid) or not isinstance(url, str):
+            return None
+        try:
+            os.kill(pid, 0)
+        except (OSError, OverflowError):
+            return None
+        return url
 
     def require_gateway(self) -> str:
         url = self.gateway_url()

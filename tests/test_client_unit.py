@@ -183,11 +183,6 @@ def test_a_broken_gateway_file_means_no_platform(project: Path, content: str) ->
     assert Client(project).gateway_url() is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Client.gateway_url lets TypeError escape when gateway.json holds a pid that"
-    " is not an integer, or is not a JSON object (only OSError/ValueError/KeyError are caught)",
-)
 @pytest.mark.parametrize(
     "content", [json.dumps({"pid": "123", "url": "http://x"}), json.dumps([1, 2]), "null"]
 )

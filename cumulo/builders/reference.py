@@ -17,8 +17,14 @@ class ImageRef:
     @classmethod
     def parse(cls, text: str) -> ImageRef:
         """``python:3.11`` is Docker Hub's ``library/python``; a first part with ``.``/``:``
-        or ``localhost`` is a registry."""
+        or ``localhost`` is a registry.
+
+        ``ValueError`` for no name at all (``""``, ``":v1"``, ``"@sha256:..."``), an empty
+        path component (``"a//b"``, ``"registry.example.com/:v1"``) or upper case.
+        """
         rest, _, digest = text.partition("@")
+        if not rest.partition(":")[0]:  # no name: Docker Hub's library/ would stand in for it
+            raise ValueError(f"'{text}' is not an image reference")
         head, _, tail = rest.partition("/")
         if tail and ("." in head or ":" in head or head == "localhost"):
             registry, path = head, tail
@@ -26,7 +32,7 @@ class ImageRef:
             registry, path = DOCKER_HUB, rest
             path = path if "/" in path else f"library/{path}"
         repository, _, tag = path.partition(":")
-        if not repository or repository != repository.lower():
+        if "" in repository.split("/") or repository != repository.lower():
             raise ValueError(f"'{text}' is not an image reference")
         return cls(registry, repository, tag or (None if digest else "latest"), digest or None)
 

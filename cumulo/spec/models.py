@@ -22,15 +22,21 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 API_VERSION: Final = "cumulo.dev/v1alpha1"
+# The ``pattern=`` strings below go to pydantic, whose default Rust regex engine
+# reads ``$`` as the very end of the text (no final newline slips through). Patterns
+# used here with Python's ``re`` are matched with ``fullmatch`` instead: Python's
+# ``$`` also matches before a final newline.
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"  # a DNS-1123 label
 HANDLER_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
-ATTRIBUTE_NAME_PATTERN = re.compile(r"^[a-z0-9]{1,20}$")  # a CloudEvents attribute name
+ATTRIBUTE_NAME_PATTERN = re.compile(r"[a-z0-9]{1,20}")  # a CloudEvents attribute name
 ENV_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"  # an environment variable name
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*")
+# ``P[nD][T[nH][nM][nS]]`` with at least one part, and a time part after any ``T``
+# (the lookaheads: ``P`` and ``PT`` are no durations).
 _ISO_DURATION = re.compile(
-    r"^P(?:(?P<d>\d+(?:\.\d+)?)D)?(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?"
-    r"(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+    r"P(?=\d|T)(?:(?P<d>\d+(?:\.\d+)?)D)?"
+    r"(?:T(?=\d)(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
 )
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -41,24 +47,44 @@ def parse_duration(value: Any) -> Any:
         return value  # let pydantic report the type error
     if isinstance(value, (int, float)):
         return float(value)
-    if m := _DURATION.match(value):
+    if m := _DURATION.fullmatch(value):
         return float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
-    if value != "P" and (m := _ISO_DURATION.match(value.strip())):
+    text = value.strip()
+    if m := _ISO_DURATION.fullmatch(text):
         hours = float(m["d"] or 0) * 24 + float(m["h"] or 0)
         return hours * 3600 + float(m["m"] or 0) * 60 + float(m["s"] or 0)
+    if text.endswith("T") and (text == "PT" or _ISO_DURATION.fullmatch(text[:-1])):
+        raise ValueError(
+            f"{value!r} is not a duration (ISO 8601 needs a time after 'T': 'PT1M', 'P1DT2H')"
+        )
     raise ValueError(f"{value!r} is not a duration (use seconds, '30s', '5m', '2h', 'PT1M')")
+
+
+def refuse_boolean(value: Any) -> Any:
+    """Raise ``ValueError`` for a bool (YAML's ``yes``/``no``), which is no number of seconds.
+
+    pydantic's lax float would read ``True`` as 1.0: ``timeout: yes`` must be an error.
+    """
+    if isinstance(value, bool):
+        raise ValueError(
+            f"{str(value).lower()} (a YAML boolean: yes/no, true/false) is not a duration"
+            " (use seconds, '30s', '5m', '2h', 'PT1M')"
+        )
+    return value
 
 
 def check_attribute_names(attributes: dict[str, str]) -> None:
     """Raise ``ValueError`` unless every key is a CloudEvents attribute name."""
     for name in attributes:
-        if not ATTRIBUTE_NAME_PATTERN.match(name):
+        if not ATTRIBUTE_NAME_PATTERN.fullmatch(name):
             raise ValueError(
                 f"'{name}' is not a CloudEvents attribute name (1-20 lowercase letters or digits)"
             )
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+Duration = Annotated[
+    float, BeforeValidator(parse_duration), BeforeValidator(refuse_boolean), Field(ge=0)
+]
 Name = Annotated[str, Field(pattern=NAME_PATTERN)]
 
 

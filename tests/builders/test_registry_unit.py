@@ -159,13 +159,7 @@ def test_a_bare_name_is_a_docker_hub_library_image(name: str) -> None:
     [
         "Upper/Case:1",
         "registry.example.com/:v1",
-        pytest.param(
-            "",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="bug: ImageRef.parse('') gives Docker Hub's 'library/' instead of refusing",
-            ),
-        ),
+        "",
     ],
 )
 def test_text_that_is_no_reference_is_refused(text: str) -> None:
