@@ -28,7 +28,7 @@ from cumulo.events.bus.base import (
     StartAt,
     check_replay,
 )
-from cumulo.events.event import Event, from_json, new_event, to_json, validate_attributes
+from cumulo.events.event import Event, from_json, new_event, spec_problems, to_json
 
 SCAN_FACTOR = 50  # like the SQLite bus: a fetch scans at most limit * 50 new events
 
@@ -281,7 +281,7 @@ def _outgoing(settlement: Settlement) -> list[Event]:
 
 
 def _encode(event: Event) -> bytes:
-    problems = validate_attributes(event.attributes)
+    problems = spec_problems(event)
     if problems:
         raise InvalidEventError(problems)
     return to_json(event)

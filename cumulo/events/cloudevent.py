@@ -163,7 +163,7 @@ def _decode_binary(headers: Mapping[str, str], body: bytes, rules: EdgeRules) ->
         problems.append(f"data nests objects and arrays over the {depth}-level limit")
     if problems:
         raise InvalidEventError(problems)
-    return Event(attributes, data)
+    return Event(attributes, data, checked=True)
 
 
 def _decode_data(body: bytes, content_type: str | None, problems: list[str]) -> Any:

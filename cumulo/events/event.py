@@ -43,6 +43,7 @@ __all__ = [
     "from_json",
     "new_event",
     "now_rfc3339",
+    "spec_problems",
     "to_json",
     "validate_attributes",
 ]
@@ -54,13 +55,20 @@ class Event:
     """A CloudEvent: ``attributes`` (all of them, as strings) and ``data``.
 
     ``data`` is ``None``, ``bytes`` (opaque payload) or a JSON value.
+
+    ``checked`` says the attributes passed every rule of the spec when the event
+    was read at the edge (:func:`from_envelope`, the HTTP and Kafka bindings):
+    an event is parsed and validated once, and a bus stores a checked event
+    without checking it again (:func:`spec_problems`). A copy with changed
+    attributes is unchecked; only :meth:`with_trace` keeps the mark.
     """
 
-    __slots__ = ("attributes", "data")
+    __slots__ = ("attributes", "checked", "data")
 
-    def __init__(self, attributes: dict[str, Any], data: Any = None):
+    def __init__(self, attributes: dict[str, Any], data: Any = None, *, checked: bool = False):
         self.attributes = attributes
         self.data = data
+        self.checked = checked
 
     id = property(lambda self: self.attributes["id"])
     source = property(lambda self: self.attributes["source"])
@@ -82,6 +90,16 @@ class Event:
         """A copy with some attributes set (``None`` removes one)."""
         attributes = {**self.attributes, **changes}
         return Event({k: v for k, v in attributes.items() if v is not None}, self.data)
+
+    def with_trace(self, trace: Mapping[str, str]) -> Event:
+        """A copy carrying ``trace`` (a well-formed traceparent, and tracestate if any,
+        made by :mod:`cumulo.events.tracing`); as checked as this event was."""
+        return Event({**self.attributes, **trace}, self.data, checked=self.checked)
+
+
+def spec_problems(event: Event) -> list[str]:
+    """What the spec refuses in ``event``'s attributes; nothing for a checked event."""
+    return [] if event.checked else validate_attributes(event.attributes)
 
 
 def now_rfc3339() -> str:
@@ -150,7 +168,7 @@ def from_envelope(envelope: Any, rules: EdgeRules = SPEC_ONLY) -> Event:
     attributes = _attributes_of(envelope)
     problems = validate_attributes(attributes, rules)
     problems.extend(_encoded_data_problems(envelope, attributes))
-    return _event_of(envelope, attributes, problems, rules)
+    return _event_of(envelope, attributes, problems, rules, checked=True)
 
 
 def _encoded_data_problems(envelope: dict[str, Any], attributes: dict[str, Any]) -> list[str]:
@@ -214,7 +232,12 @@ def _structural_problems(attributes: Mapping[str, Any]) -> list[str]:
 
 
 def _event_of(
-    envelope: dict[str, Any], attributes: dict[str, Any], problems: list[str], rules: EdgeRules
+    envelope: dict[str, Any],
+    attributes: dict[str, Any],
+    problems: list[str],
+    rules: EdgeRules,
+    *,
+    checked: bool = False,
 ) -> Event:
     if "data" in envelope and "data_base64" in envelope:
         problems.append("'data' and 'data_base64' are mutually exclusive")
@@ -228,7 +251,7 @@ def _event_of(
         try:
             if not isinstance(encoded, str):
                 raise TypeError(f"it is {type(encoded).__name__}, not a string")
-            return Event(attributes, base64.b64decode(encoded, validate=True))
+            return Event(attributes, base64.b64decode(encoded, validate=True), checked=checked)
         except (ValueError, TypeError) as e:
             raise InvalidEventError([f"'data_base64' is not valid base64: {e}"]) from e
-    return Event(attributes, envelope.get("data"))
+    return Event(attributes, envelope.get("data"), checked=checked)

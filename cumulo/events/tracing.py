@@ -32,6 +32,8 @@ class Traced(Protocol):
 
     def with_attributes(self: T, **changes: Any) -> T: ...
 
+    def with_trace(self: T, trace: Mapping[str, str]) -> T: ...
+
 
 T = TypeVar("T", bound=Traced)
 
@@ -107,7 +109,7 @@ def ensure_trace(event: T) -> T:
     """``event`` if it carries a valid traceparent, else a copy that starts a new trace."""
     if context_of(event.attributes) is not None:
         return event
-    return event.with_attributes(**new_trace().attributes())
+    return event.with_trace(new_trace().attributes())
 
 
 def reply_of(cause: Traced, reply: T) -> T:

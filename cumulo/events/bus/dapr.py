@@ -60,7 +60,7 @@ from cumulo.events.bus.base import (
     Settlement,
     StartAt,
 )
-from cumulo.events.event import Event, to_json, validate_attributes
+from cumulo.events.event import Event, spec_problems, to_json
 
 DEFAULT_GRPC_PORT = 50001
 CLOUDEVENT_JSON = "application/cloudevents+json"
@@ -210,7 +210,7 @@ class DaprBus(Bus):
 
 
 def _encode(event: Event) -> bytes:
-    problems = validate_attributes(event.attributes)
+    problems = spec_problems(event)
     if problems:
         raise InvalidEventError(problems)
     return to_json(event)

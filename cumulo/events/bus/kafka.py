@@ -56,7 +56,7 @@ from cumulo.events.bus.base import (
 from cumulo.events.bus.kafka_client import KafkaClient, Record, now_ms
 from cumulo.events.bus.kafka_groups import GroupState
 from cumulo.events.bus.kafka_log import REGISTRY, KafkaLog
-from cumulo.events.event import Event, validate_attributes
+from cumulo.events.event import Event, spec_problems
 
 FILL = 500  # at most this many messages read ahead per group
 
@@ -287,6 +287,6 @@ def _check(settlements: Sequence[Settlement]) -> None:
         elif isinstance(settlement, DeadLetter):
             events = [settlement.event]
         for event in events:
-            problems += validate_attributes(event.attributes)
+            problems += spec_problems(event)
     if problems:
         raise InvalidEventError(problems)

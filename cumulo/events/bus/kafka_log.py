@@ -17,7 +17,7 @@ from cumulo.errors import BusError, InvalidEventError
 from cumulo.events import kafka_binding
 from cumulo.events.bus.base import Bus, BusSettings, Message
 from cumulo.events.bus.kafka_client import KafkaClient, Record
-from cumulo.events.event import Event, validate_attributes
+from cumulo.events.event import Event, spec_problems
 
 T = TypeVar("T")
 LEGAL = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
@@ -80,7 +80,7 @@ class KafkaLog(Bus):
     async def publish(
         self, topic: str, events: Sequence[Event], *, dedup: bool = True
     ) -> list[int]:
-        problems = [p for event in events for p in validate_attributes(event.attributes)]
+        problems = [p for event in events for p in spec_problems(event)]
         if problems:
             raise InvalidEventError(problems)
         if not events:

@@ -65,7 +65,7 @@ from cumulo.events.bus.base import (
     check_replay,
 )
 from cumulo.events.bus.names import consumer_name, group_name
-from cumulo.events.event import Event, from_json, to_json, validate_attributes
+from cumulo.events.event import Event, from_json, spec_problems, to_json
 
 TOPIC = re.compile(r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$")
 EMPTY_FETCH_WAIT = 0.05  # seconds a fetch waits when nothing is there
@@ -116,7 +116,7 @@ class NatsSettings:
 
 
 def _encode(event: Event) -> bytes:
-    problems = validate_attributes(event.attributes)
+    problems = spec_problems(event)
     if problems:
         raise InvalidEventError(problems)
     return to_json(event)

@@ -63,7 +63,7 @@ from cumulo.events.bus.base import (
     StartAt,
     check_replay,
 )
-from cumulo.events.event import Event, from_json, to_json, validate_attributes
+from cumulo.events.event import Event, from_json, spec_problems, to_json
 
 SEQ_BITS = 20
 SEQ_MASK = (1 << SEQ_BITS) - 1
@@ -130,7 +130,7 @@ def _message(topic: str, entry: Any, attempt: int = 0) -> Message:
 
 
 def _encode(event: Event) -> bytes:
-    problems = validate_attributes(event.attributes)
+    problems = spec_problems(event)
     if problems:
         raise InvalidEventError(problems)
     return to_json(event)

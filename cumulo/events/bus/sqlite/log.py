@@ -9,7 +9,7 @@ from typing import NamedTuple
 from cumulo.errors import InvalidEventError
 from cumulo.events.bus.base import Message
 from cumulo.events.bus.sqlite.writer import Txn
-from cumulo.events.event import Event, from_json, to_json, validate_attributes
+from cumulo.events.event import Event, from_json, spec_problems, to_json
 
 DEDUP_CHUNK = 400  # keys per dedup lookup (two SQL parameters each)
 NO_FLOOR = 2**63 - 1  # a topic no group consumes: retention alone decides
@@ -26,7 +26,7 @@ class Encoded(NamedTuple):
 
 def encode(event: Event) -> Encoded:
     """Validate and encode ``event`` (before it reaches the writer); invalid ones raise."""
-    problems = validate_attributes(event.attributes)
+    problems = spec_problems(event)
     if problems:
         raise InvalidEventError(problems)
     return Encoded(event.source, event.id, event.type, to_json(event))
