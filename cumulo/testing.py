@@ -113,13 +113,20 @@ class MemoryBus(Bus):
         state.bell.clear()
         now = time.time()
         due = self._due(state, limit, now)
-        fresh, cursor = self._scan_new(state, limit - len(due), accept)  # may raise: no change yet
+        want = limit - len(due)
+        fresh, cursor = self._scan_new(state, want, accept)  # may raise: no change yet
         for offset in due:
             delivery = state.deliveries[offset]
             delivery.attempts, delivery.due = delivery.attempts + 1, now + lease
         state.deliveries.update({offset: _Delivery(1, now + lease) for offset in fresh})
         state.cursor = cursor
+        if len(fresh) < want and self._has_new(state):  # the scan's budget ran out: fetch again
+            state.bell.set()
         return [self._message(o, state.deliveries[o].attempts) for o in [*due, *fresh]]
+
+    def _has_new(self, state: _Group) -> bool:
+        stored = self._topics.get(state.topic)
+        return bool(stored) and stored[-1].offset > state.cursor
 
     def _due(self, state: _Group, limit: int, now: float) -> list[int]:
         due = sorted((d.due, offset) for offset, d in state.deliveries.items() if d.due <= now)

@@ -642,17 +642,9 @@ async def test_middleware_sees_every_settled_delivery_in_order(bus: FaultyBus) -
         assert record.duration is not None and record.duration >= 0
 
 
-# --- bugs found --------------------------------------------------------------------------
+# --- a picky filter -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: a fetch scans at most limit*50 new events; when a selective filter rejects them"
-        " all, fetch returns nothing with backlog left, the bus's wait() then sleeps the full"
-        " idle poll (1 s), so 50 filtered-out events cost a second per free slot"
-    ),
-)
 async def test_a_backlog_of_filtered_out_events_does_not_delay_a_match(bus: FaultyBus) -> None:
     trigger = make_trigger(filters=[{"exact": {"type": "wanted"}}])
     dispatcher = dispatcher_for(bus, ScriptedHost(), trigger)

@@ -125,7 +125,10 @@ class SqliteBus(Bus):
         bell = self._bells.bell(group, None, rung=False)  # this fetch looks at everything
         bell.clear()
         taken = await self._lease(group, limit, lease, accept)
-        self._bells.bell(group, taken.topic, rung=False).set_due(taken.next_due)
+        bell = self._bells.bell(group, taken.topic, rung=False)
+        bell.set_due(taken.next_due)
+        if taken.more:  # the filter rejected a whole scan: the next wait must not sleep
+            bell.ring()
         return taken.messages
 
     async def _lease(self, group: str, limit: int, lease: float, accept: Accept | None) -> Taken:

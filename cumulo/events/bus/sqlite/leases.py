@@ -58,6 +58,7 @@ class Scan:
     last: int  # the last offset scanned: the group's cursor once taken
     accepted: tuple[Message, ...]  # what the filter let through, in offset order
     pending: frozenset[int]  # deliveries already in the range (after a replay): skipped
+    more: bool = False  # the scan ran out of budget before out of events: fetch again now
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ class Taken(NamedTuple):
     topic: str
     messages: list[Message]
     next_due: float | None
+    more: bool = False  # new events are left that the bounded scan did not reach
 
 
 def plan_fetch(
@@ -141,6 +143,7 @@ def _scan(
     budget = max(want, min(want * SCAN_FACTOR, MAX_SCAN))
     accepted: list[Message] = []
     last = start
+    scanned = 0
     rows = conn.execute(
         "SELECT offset, published_at, body FROM events WHERE topic = ? AND offset > ?"
         " ORDER BY offset LIMIT ?",
@@ -149,6 +152,7 @@ def _scan(
     try:
         for offset, published_at, body in rows:
             last = offset
+            scanned += 1
             if offset in pending:
                 continue
             message = decode(offset, topic, published_at, body, 1)
@@ -159,7 +163,8 @@ def _scan(
     finally:
         rows.close()
     skipped = frozenset(offset for offset in pending if offset <= last)
-    return Scan(start, last, tuple(accepted), skipped)
+    more = scanned == budget and len(accepted) < want
+    return Scan(start, last, tuple(accepted), skipped, more)
 
 
 def _pending(conn: sqlite3.Connection, group: str, after: int, last: int | None) -> set[int]:
@@ -175,7 +180,8 @@ def take(txn: Txn, plan: FetchPlan, lease: float) -> Taken:
     _lease_due_again(txn, plan, lease)
     if plan.scan is not None:
         _lease_new(txn, plan.group, plan.scan, lease)
-    return Taken(plan.topic, plan.messages, next_due(txn.conn, plan.group))
+    more = plan.scan is not None and plan.scan.more
+    return Taken(plan.topic, plan.messages, next_due(txn.conn, plan.group), more)
 
 
 def plan_and_take(txn: Txn, group: str, limit: int, lease: float, accept: Accept | None) -> Taken:

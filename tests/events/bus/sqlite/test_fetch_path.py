@@ -168,3 +168,23 @@ async def test_a_fetch_cancelled_while_its_filter_runs_leases_nothing_and_claims
     release.set()
     again = await sqlite_bus.fetch("g", limit=10, lease=LEASE)
     assert [(m.offset, m.attempt) for m in again] == [(retried, 2), (new, 1)]
+
+
+async def test_a_scan_the_filter_rejects_whole_leaves_the_next_wait_awake(sqlite_bus: SqliteBus):
+    """A fetch whose bounded scan found nothing it wanted, with events left past the scan,
+    must not let the dispatcher's ``wait`` sleep its full idle poll before fetching again."""
+    await sqlite_bus.subscribe("g", "t", start="earliest")
+    await sqlite_bus.publish("t", make_events(300, type="noise") + make_events(1, type="wanted"))
+
+    def wanted(event: Event) -> bool:
+        return event.type == "wanted"
+
+    found = []
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while not found:
+        found = await sqlite_bus.fetch("g", limit=1, lease=30, accept=wanted)  # scans 50 a time
+        if not found:
+            await sqlite_bus.wait("g", 5.0)
+    assert found[0].event.type == "wanted"
+    assert loop.time() - began < 2.0  # six scans; before, each empty one slept 5 s
