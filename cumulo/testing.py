@@ -126,7 +126,7 @@ class MemoryBus(Bus):
 
     def _has_new(self, state: _Group) -> bool:
         stored = self._topics.get(state.topic)
-        return bool(stored) and stored[-1].offset > state.cursor
+        return stored is not None and len(stored) > 0 and stored[-1].offset > state.cursor
 
     def _due(self, state: _Group, limit: int, now: float) -> list[int]:
         due = sorted((d.due, offset) for offset, d in state.deliveries.items() if d.due <= now)
