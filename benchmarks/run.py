@@ -24,6 +24,7 @@ from benchmarks import (  # noqa: E402
     bench_bus,
     bench_peers,
     bench_platform,
+    bench_scale,
     bench_worker,
 )
 
@@ -40,6 +41,7 @@ SUITES = {
     "build": bench_build.run,
     "backends": bench_backends.run,
     "peers": bench_peers.run,
+    "scale": bench_scale.run,
 }
 
 
