@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cumulo.errors import FunctionNotFoundError, StatePathError
 
-RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # the whole id: fullmatch
 LOGS = "logs"
 RUNS = "runs"
 RUN_LOG = "log.txt"
@@ -49,7 +49,7 @@ def function_log(state: Path, name: str, functions: Collection[str]) -> Path:
 
 def run_log(state: Path, run_id: str) -> Path:
     """Where job run ``run_id`` writes its output."""
-    if not RUN_ID.match(run_id):
+    if not RUN_ID.fullmatch(run_id):
         raise StatePathError(
             "a run id is 1-64 letters, digits, '-' or '_' (see `cumulo runs`): refused"
         )

@@ -41,7 +41,7 @@ def test_a_started_run_is_running_with_its_own_log_folder(runs: RunStore, tmp_pa
 def test_a_run_id_is_one_the_log_commands_accept(runs: RunStore, tmp_path: Path) -> None:
     run = runs.start("train", "e-1", "dataset.ready")
 
-    assert RUN_ID.match(run.id)
+    assert RUN_ID.fullmatch(run.id)
     assert run_log(tmp_path, run.id) == Path(run.log).resolve()
 
 

@@ -68,11 +68,6 @@ def test_a_run_id_not_shaped_like_one_is_refused(state: Path, run: str) -> None:
         run_log(state, run)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: RUN_ID ends in '$', which also matches before a final newline, so"
-    " run_log accepts 'run\\n' (RUN_ID.match instead of fullmatch, or '\\Z')",
-)
 def test_a_run_id_with_a_trailing_newline_is_refused(state: Path) -> None:
     with pytest.raises(StatePathError, match="a run id is 1-64 letters, digits"):
         run_log(state, "run\n")
