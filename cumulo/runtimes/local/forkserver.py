@@ -45,7 +45,7 @@ from cumulo.runtimes.local.forkserver_messages import (
 from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.worker.app import build_app
 from cumulo.runtimes.worker.job import job_main
-from cumulo.runtimes.worker.serve import serve
+from cumulo.runtimes.worker.serve import preload, serve
 from cumulo.runtimes.worker.target import load_function, serving_signature
 
 PR_SET_PDEATHSIG = 1
@@ -63,6 +63,16 @@ class ForkServer:
         self.replies = replies
         self.function = load_function(settings.target, Path(settings.source))
         self.signature = serving_signature(self.function.fn, settings.signature)
+        # done once here rather than in each forked worker: what uvicorn imports when it
+        # starts, and the app (its thread pool is made on first use: each child has its own)
+        preload()
+        self.app = build_app(
+            self.function,
+            signature=self.signature,
+            name=settings.name,
+            concurrency=settings.concurrency,
+            max_body_bytes=settings.max_body_bytes,
+        )
         self.children: set[int] = set()
 
     def send(self, message: Message) -> None:
@@ -84,14 +94,7 @@ class ForkServer:
         sock.close()
 
     def run_worker(self, sock: socket.socket) -> int:
-        app = build_app(
-            self.function,
-            signature=self.signature,
-            name=self.settings.name,
-            concurrency=self.settings.concurrency,
-            max_body_bytes=self.settings.max_body_bytes,
-        )
-        serve(app, sock=sock)
+        serve(self.app, sock=sock)
         return 0
 
     def start_job(self, command: StartJob) -> None:
@@ -109,6 +112,7 @@ class ForkServer:
         self.send(JobStarted(id=command.id, pid=pid))
 
     def fork(self, run: Any, log_path: str | Path) -> int:
+        template = os.getpid()
         pid = os.fork()
         if pid:
             with contextlib.suppress(OSError):  # the child does the same: no race either way
@@ -117,7 +121,7 @@ class ForkServer:
             return pid
         code = 1
         try:
-            become_child(log_path, self.replies)
+            become_child(log_path, self.replies, template)
             code = run()
         finally:
             os._exit(code)
@@ -141,12 +145,17 @@ class ForkServer:
             signal_group(pid, signal.SIGKILL)
 
 
-def become_child(log_path: str | Path, replies: int) -> None:
-    """Reset what the template set up, lead a process group, and send output to the log."""
+def become_child(log_path: str | Path, replies: int, template: int) -> None:
+    """Reset what the template set up, lead a process group, and send output to the log.
+
+    A template killed between the fork and ``die_with_parent`` would leave this
+    child behind (the request to die with it came too late): it exits instead."""
     os.setpgid(0, 0)
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     die_with_parent()
+    if os.getppid() != template:
+        os._exit(1)
     os.close(replies)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     null_fd = os.open(os.devnull, os.O_RDONLY)

@@ -26,7 +26,6 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import asdict
 from typing import Any
 
-import aiohttp
 import uvicorn
 
 from cumulo.config import Settings
@@ -57,6 +56,7 @@ from cumulo.runtimes.local.sources import (
 from cumulo.runtimes.local.telemetry import Telemetry
 from cumulo.runtimes.local.template import Template, TemplateConfig
 from cumulo.runtimes.local.views import TriggerView
+from cumulo.runtimes.local.wire import WireClient
 from cumulo.runtimes.local.wiring import missing_extras, open_bus
 from cumulo.spec import Project
 from cumulo.spec.models import Function
@@ -149,15 +149,14 @@ class Platform:
             raise SpecError(missing)
         self.state.mkdir(parents=True, exist_ok=True)
         with self._exclusive(), contextlib.ExitStack() as cleanup:
-            async with aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0), auto_decompress=False
-            ) as session:
-                try:
-                    await self._start(session)
-                    cleanup.callback((self.state / "gateway.json").unlink, missing_ok=True)
-                    await self._serve(on_ready)
-                finally:
-                    await self._stop()
+            client = WireClient()  # keep-alive connections to the workers (see .wire)
+            cleanup.callback(client.close)
+            try:
+                await self._start(client)
+                cleanup.callback((self.state / "gateway.json").unlink, missing_ok=True)
+                await self._serve(on_ready)
+            finally:
+                await self._stop()
 
     @contextlib.contextmanager
     def _exclusive(self) -> Any:
@@ -168,12 +167,12 @@ class Platform:
                 raise RuntimeFailure(f"another `cumulo up` is running on {self.state}") from e
             yield
 
-    async def _start(self, session: aiohttp.ClientSession) -> None:
+    async def _start(self, client: WireClient) -> None:
         (self.state / "logs").mkdir(exist_ok=True)
         await self._start_buses()
         runs = self.runs = RunStore(self.state / "runs.db")
         await asyncio.gather(
-            *(self._start_function(f, session, runs) for f in self.project.functions.values())
+            *(self._start_function(f, client, runs) for f in self.project.functions.values())
         )
         self._start_dispatchers()
         # A group joins at the topic's end: nothing may publish before every trigger has
@@ -191,7 +190,7 @@ class Platform:
             await bus.start()
             self.buses[name] = bus
 
-    async def _start_function(self, function: Function, session: Any, runs: RunStore) -> None:
+    async def _start_function(self, function: Function, client: WireClient, runs: RunStore) -> None:
         config = TemplateConfig(
             name=function.name,
             target=function.spec.handler,
@@ -209,7 +208,7 @@ class Platform:
             destination = JobRunner(function, template, runs, announce)
         else:
             grace = self.settings.worker_grace_seconds
-            destination = ServicePool(function, template, session, grace=grace)
+            destination = ServicePool(function, template, client, grace=grace)
         self.templates[function.name] = template
         self.hosts[function.name] = destination
         await template.start()
@@ -321,7 +320,9 @@ class Platform:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.dapr.stop()
         await asyncio.gather(*(d.drain(DRAIN_SECONDS) for d in self.dispatchers))
-        await asyncio.gather(*(host.stop() for host in self.hosts.values()))  # SIGKILL after the grace
+        await asyncio.gather(
+            *(host.stop() for host in self.hosts.values())
+        )  # SIGKILL after the grace
         await asyncio.gather(*(t.stop() for t in self.templates.values()))
         for bus in self.buses.values():
             await bus.close()

@@ -31,21 +31,24 @@ import itertools
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import aiohttp
 
 from cumulo.errors import WorkerStartError
-from cumulo.events.cloudevent import binary_http, http_message
+from cumulo.events.cloudevent import batch_http, binary_http, http_message
 from cumulo.events.event import Event
-from cumulo.events.outcome import Outcome, RetryLater, Success
+from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
+from cumulo.runtimes.local.batches import Coalescer, OutcomeLines
 from cumulo.runtimes.local.faults import Claim, Lost, Replica, Watch, crash_failure
 from cumulo.runtimes.local.hosts import HttpAnswer
 from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.local.template import Template
+from cumulo.runtimes.local.wire import WireClient
 from cumulo.runtimes.worker.contract import PROBLEM_JSON, outcome_from_response
+from cumulo.runtimes.worker.deliveries import DELIVERIES_ROUTE
 from cumulo.spec.models import Function
 
 log = logging.getLogger("cumulo.pool")
@@ -69,14 +72,14 @@ class ServicePool:
         self,
         function: Function,
         template: Template,
-        session: aiohttp.ClientSession,
+        client: WireClient,
         *,
         grace: float = DEFAULT_GRACE_SECONDS,
     ):
         self.function = function
         self.scale = function.spec.scale
         self.template = template
-        self.session = session
+        self.client = client  # keep-alive connections to the replicas (:mod:`.wire`)
         self.grace = grace
         self.replicas: dict[int, Replica] = {}
         self.stats = PoolStats()
@@ -88,9 +91,12 @@ class ServicePool:
         self._retiring: set[asyncio.Task[None]] = set()
         self._closing = False
         self._start_error: Exception | None = None
+        self._start_failures = 0  # how many starts have failed, ever
+        self._wanted = 0  # deliveries waiting in _acquire for room
         self._changed = asyncio.Condition()
         self._spawning: set[asyncio.Task[None]] = set()
         self._solo_slots = asyncio.Semaphore(self.scale.concurrency)
+        self._batches: dict[float, Coalescer[tuple[Event, float], Outcome | Lost]] = {}
 
     @property
     def name(self) -> str:
@@ -103,8 +109,12 @@ class ServicePool:
     # --- delivering events ----------------------------------------------------
 
     async def deliver(self, event: Event, *, timeout: float) -> Outcome:
-        """Send one event in binary mode; the worker's answer as an outcome."""
-        outcome = await self._try(event, timeout, solo=False)
+        """Send one event (with those ready at the same time, for a cloudevent function);
+        the worker's answer as an outcome."""
+        if self.scale.concurrency > 1 and self.template.signature == "cloudevent":
+            outcome = await self._together(timeout).submit((event, timeout))
+        else:
+            outcome = await self._try(event, timeout, solo=False)
         if isinstance(outcome, Lost):
             log.info("%s: event %s lost %s; delivering it alone", self.name, event.id, outcome.why)
             self.stats.solo_retries += 1
@@ -136,22 +146,84 @@ class ServicePool:
     async def _exchange(
         self, claim: Claim, headers: dict[str, str], body: bytes, timeout: float
     ) -> Outcome | Lost:
+        port = claim.replica.port
         try:
-            async with self.session.post(
-                claim.replica.url + "/",
-                data=body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as response:
-                return outcome_from_response(
-                    response.status, response.headers, await response.read()
-                )
+            answer = await self.client.request(
+                port, "POST", "/", headers.items(), body, timeout=timeout
+            )
+            return outcome_from_response(answer.status, dict(answer.headers), answer.body)
         except TimeoutError:
             if not self.recycle(claim):
                 return Lost("its worker, recycled for another event's timeout")
             return RetryLater("Timeout", f"no answer within {timeout:g}s; the worker was recycled")
         except aiohttp.ClientError as e:
             return await self._worker_gone(claim, e)
+
+    def _together(self, timeout: float) -> Coalescer[tuple[Event, float], Outcome | Lost]:
+        """Events go together only with events of the same timeout (one request, one clock)."""
+        batches = self._batches.get(timeout)
+        if batches is None:
+            batches = self._batches[timeout] = Coalescer(
+                self._try_together, most=self.scale.concurrency
+            )
+        return batches
+
+    async def _try_together(
+        self, deliveries: Sequence[tuple[Event, float]]
+    ) -> list[Outcome | Lost]:
+        """Deliver events on one replica in one request (:mod:`.batches`); each one's outcome."""
+        room = self._room()
+        if len(deliveries) == 1 or room <= 1:  # one at a time, each waiting for a slot
+            singles = (self._try(event, timeout, solo=False) for event, timeout in deliveries)
+            return list(await asyncio.gather(*singles))
+        if len(deliveries) > room:  # what fits now goes together, the rest after
+            now, rest = deliveries[:room], deliveries[room:]
+            first, then = await asyncio.gather(self._try_together(now), self._try_together(rest))
+            return [*first, *then]
+        events = [event for event, _ in deliveries]
+        timeout = max(timeout for _, timeout in deliveries)
+        try:
+            async with self._claim(solo=False, weight=len(events)) as claim:
+                return await self._exchange_together(claim, events, timeout)
+        except WorkerStartError as e:
+            return [RetryLater(type(e).__name__, f"worker unreachable: {e}")] * len(events)
+
+    def _room(self) -> int:
+        """The most deliveries one replica can take now (a replica yet to start: all)."""
+        if not self.replicas:
+            return self.scale.concurrency
+        return max(self.scale.concurrency - r.inflight for r in self.replicas.values())
+
+    async def _exchange_together(
+        self, claim: Claim, events: list[Event], timeout: float
+    ) -> list[Outcome | Lost]:
+        """Outcomes as the worker streams them; what it never answered is settled as
+        :meth:`_exchange` settles one event (timeout, crash), or lost to the others."""
+        headers, body = batch_http(events)
+        answered: dict[int, Outcome | Lost] = {}
+        missing: Outcome | Lost
+        try:
+            answer = await self.client.request(
+                claim.replica.port, "POST", DELIVERIES_ROUTE, headers.items(), body,
+                timeout=timeout, sink=OutcomeLines(answered).feed,
+            )  # fmt: skip
+        except TimeoutError:
+            blamed = self.recycle(claim)
+            late = len(events) - len(answered)
+            why = f"no answer within {timeout:g}s; the worker was recycled"
+            alone = blamed and late == 1  # the one still running is the one to blame
+            missing = RetryLater("Timeout", why) if alone else Lost("its worker, recycled")
+        except aiohttp.ClientError as e:
+            missing = await self._worker_gone(claim, e)
+            late = len(events) - len(answered)
+            if isinstance(missing, Failure) and late > 1:  # a crash: whose, of these?
+                missing = Lost(f"its worker, which went down with {late} events unanswered")
+        else:
+            if answer.status != 200:
+                refused = outcome_from_response(answer.status, dict(answer.headers), answer.body)
+                return [refused] * len(events)
+            missing = RetryLater("InvalidAnswer", "the worker did not answer every event")
+        return [answered.get(index, missing) for index in range(len(events))]
 
     async def _worker_gone(self, claim: Claim, error: aiohttp.ClientError) -> Outcome | Lost:
         """The connection broke: did the worker die, and was it this event's doing?"""
@@ -184,19 +256,14 @@ class ServicePool:
         :class:`aiohttp.ClientError`. Both count as errors."""
         self.stats.invocations += 1
         try:
-            async with (
-                self._claim(solo=False) as claim,
-                self.session.request(
+            async with self._claim(solo=False) as claim:
+                answered = await self.client.request(
+                    claim.replica.port,
                     method,
-                    claim.replica.url + path_and_query,
-                    data=body,
-                    headers=dict(headers),
-                    timeout=aiohttp.ClientTimeout(total=timeout),
-                    allow_redirects=False,
-                ) as answer,
-            ):
-                answered = HttpAnswer(
-                    answer.status, list(answer.headers.items()), await answer.read()
+                    path_and_query,
+                    headers.items(),
+                    body,
+                    timeout=timeout,
                 )
         except (TimeoutError, aiohttp.ClientError):
             self.stats.errors += 1
@@ -208,11 +275,12 @@ class ServicePool:
     # --- claiming replicas ----------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def _claim(self, *, solo: bool) -> AsyncIterator[Claim]:
+    async def _claim(self, *, solo: bool, weight: int = 1) -> AsyncIterator[Claim]:
+        """A replica for ``weight`` deliveries (a private one when ``solo``)."""
         if solo:
             replica, watch = await self._spawn_private()
         else:
-            replica = await self._acquire()
+            replica = await self._acquire(weight)
             watch = self._watches[replica.pid]  # a replica in rotation is watched
         claim = Claim(replica, watch, next(self._tokens))
         watch.holding.add(claim.token)
@@ -223,7 +291,7 @@ class ServicePool:
             raise
         finally:
             watch.holding.discard(claim.token)
-            replica.inflight -= 1
+            replica.inflight -= weight
             replica.last_used = time.monotonic()
             if solo:
                 self._retire(replica)
@@ -242,22 +310,37 @@ class ServicePool:
             self._retire(claim.replica)
         return True
 
-    async def _acquire(self) -> Replica:
+    async def _acquire(self, weight: int = 1) -> Replica:
+        """A replica with room for ``weight`` more deliveries, started if need be.
+
+        A replica is started only for what the ones already starting cannot take
+        (a burst at zero starts one, not one per request), and a caller whose own
+        wait saw a start fail, with nothing running or starting, gets that failure
+        instead of forking again and again."""
+        most = self.scale.concurrency - weight  # a replica with room for all of them
+        failures = self._start_failures
         async with self._changed:
-            while True:
-                free = [r for r in self.replicas.values() if r.inflight < self.scale.concurrency]
-                if free:
-                    chosen = min(free, key=lambda r: r.inflight)
-                    chosen.inflight += 1
-                    return chosen
-                if len(self.replicas) + self._starting < self.scale.max:
-                    self._starting += 1
-                    spawning = asyncio.create_task(self._spawn(counted=True))
-                    self._spawning.add(spawning)
-                    spawning.add_done_callback(self._spawning.discard)
-                elif self._start_error and not self.replicas and not self._starting:
-                    raise WorkerStartError(str(self._start_error))
-                await self._changed.wait()
+            self._wanted += weight
+            try:
+                while True:
+                    free = [r for r in self.replicas.values() if r.inflight <= most]
+                    if free:
+                        chosen = min(free, key=lambda r: r.inflight)
+                        chosen.inflight += weight
+                        return chosen
+                    idle = not self.replicas and not self._starting
+                    if self._start_failures > failures and idle:
+                        raise WorkerStartError(str(self._start_error))
+                    coming = self._starting * self.scale.concurrency
+                    below_max = len(self.replicas) + self._starting < self.scale.max
+                    if below_max and (self._wanted > coming or not self._starting):
+                        self._starting += 1
+                        spawning = asyncio.create_task(self._spawn(counted=True))
+                        self._spawning.add(spawning)
+                        spawning.add_done_callback(self._spawning.discard)
+                    await self._changed.wait()
+            finally:
+                self._wanted -= weight
 
     async def _spawn_private(self) -> tuple[Replica, Watch]:
         """A fresh replica, out of rotation, for one delivery (a solo retry)."""
@@ -277,6 +360,7 @@ class ServicePool:
         except WorkerStartError as e:
             log.error("%s: could not start a worker: %s", self.name, e)
             self._start_error = e
+            self._start_failures += 1
         finally:
             self._starting -= counted
             async with self._changed:
@@ -293,7 +377,8 @@ class ServicePool:
 
     def on_exit(self, pid: int, code: int) -> None:
         """The template saw a worker exit: forget it; count it if we did not stop it."""
-        self.replicas.pop(pid, None)
+        if (replica := self.replicas.pop(pid, None)) is not None:
+            self.client.forget(replica.port)
         watch = self._watches.pop(pid, None)
         if watch is None:
             self._early_exits[pid] = code

@@ -48,6 +48,7 @@ from cumulo.runtimes.worker.asgi import (
 )
 from cumulo.runtimes.worker.cloudevent_handler import CloudEventHandler
 from cumulo.runtimes.worker.dapr import SUBSCRIBE_ROUTE, DaprHandler
+from cumulo.runtimes.worker.deliveries import DELIVERIES_ROUTE, Deliveries
 from cumulo.runtimes.worker.flask_host import (
     FlaskHost,
     configure_flask_app,
@@ -100,6 +101,7 @@ class WorkerApp:
         }
         if invoker is not None:
             self.routes[EVENTS_ROUTE] = dapr.events
+            self.routes[DELIVERIES_ROUTE] = Deliveries(invoker, self.pool, max_body_bytes)
         self._health_body = orjson.dumps(
             {"status": "ok", "function": name, "signature": self.signature}
         )

@@ -72,6 +72,18 @@ def make_server(
     return WorkerServer(config)
 
 
+async def _no_app(scope: Any, receive: Any, send: Any) -> None:
+    raise RuntimeError("a preloading server serves nothing")
+
+
+def preload() -> None:
+    """Import what serving will import (uvloop, the httptools protocol, the lifespan), so
+    that a process forked after this serves without importing them first."""
+    config = make_server(_no_app).config
+    config.load()
+    config.get_loop_factory()  # imports uvloop's loop setup
+
+
 def serve(
     app: Any,
     *,

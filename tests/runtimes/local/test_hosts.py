@@ -5,7 +5,6 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from cumulo.events.event import Event
@@ -14,6 +13,7 @@ from cumulo.runtimes.local.jobs import JobRunner
 from cumulo.runtimes.local.pool import ServicePool
 from cumulo.runtimes.local.runs import RunStore
 from cumulo.runtimes.local.template import Template
+from cumulo.runtimes.local.wire import WireClient
 from tests.runtimes.local.conftest import function_spec, template_config
 
 MEMBERS = sorted(
@@ -51,23 +51,22 @@ def test_each_host_has_each_member_with_the_protocols_parameters(host: type, mem
 
 async def test_a_fresh_service_pool_runs_nothing_yet(tmp_path: Path) -> None:
     template = Template(template_config(tmp_path), on_exit=lambda pid, code: None)
-    async with aiohttp.ClientSession() as session:
-        pool = ServicePool(function_spec("svc"), template, session)
+    pool = ServicePool(function_spec("svc"), template, WireClient())
 
-        assert pool.function.name == pool.name == "svc"
-        assert (pool.workers(), pool.cold_starts()) == (0, 0)
-        assert pool.describe() == {
-            "replicas": [],
-            "cold_starts": 0,
-            "crashes": 0,
-            "invocations": 0,
-            "errors": 0,
-            "recycled": 0,
-            "solo_retries": 0,
-        }
-        await pool.scale_down_idle()
-        await pool.stop()  # nothing to stop: returns at once
-        assert pool.workers() == 0
+    assert pool.function.name == pool.name == "svc"
+    assert (pool.workers(), pool.cold_starts()) == (0, 0)
+    assert pool.describe() == {
+        "replicas": [],
+        "cold_starts": 0,
+        "crashes": 0,
+        "invocations": 0,
+        "errors": 0,
+        "recycled": 0,
+        "solo_retries": 0,
+    }
+    await pool.scale_down_idle()
+    await pool.stop()  # nothing to stop: returns at once
+    assert pool.workers() == 0
 
 
 async def test_a_job_runner_keeps_nothing_running_between_runs(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from cumulo.events.event import Event, new_event
 from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
 from cumulo.runtimes.local.pool import ServicePool
 from cumulo.runtimes.local.template import Template
+from cumulo.runtimes.local.wire import WireClient
 from tests.runtimes.local.conftest import function_spec, process_gone, template_config, wait_until
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(60)]
@@ -156,16 +157,17 @@ async def http_template(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterat
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as client:
-        yield client
+async def client() -> AsyncIterator[WireClient]:
+    wire = WireClient()
+    yield wire
+    wire.close()
 
 
 MakePool = Callable[..., Awaitable[ServicePool]]
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def make_pool(session: aiohttp.ClientSession) -> AsyncIterator[MakePool]:
+async def make_pool(client: WireClient) -> AsyncIterator[MakePool]:
     """``await make_pool(running, grace=..., **scale)``: a started pool, stopped after the test.
 
     The teardown also waits until every worker the pool started has been seen to
@@ -175,7 +177,7 @@ async def make_pool(session: aiohttp.ClientSession) -> AsyncIterator[MakePool]:
 
     async def make(running: Running, *, grace: float = 2.0, **scale: Any) -> ServicePool:
         function = function_spec("svc", scale={"idleTimeout": 60, **scale})
-        pool = ServicePool(function, running.template, session, grace=grace)
+        pool = ServicePool(function, running.template, client, grace=grace)
         running.router.pool = pool
         made.append((pool, running))
         await pool.start()
@@ -295,12 +297,6 @@ async def test_requests_share_a_replica_up_to_its_concurrency_then_get_a_new_one
     assert all(r["inflight"] == 0 for r in pool.describe()["replicas"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: at zero replicas, each request that arrives while the first worker is still"
-    " starting forks another one (a starting replica counts towards scale.max but its"
-    " concurrency is not counted), so a burst within one replica's concurrency starts several",
-)
 async def test_a_burst_at_zero_within_one_replicas_concurrency_starts_one_replica(
     events_template: Running, make_pool: MakePool
 ) -> None:
@@ -540,19 +536,12 @@ async def test_stop_ends_every_worker_without_counting_crashes(
     assert pool.stats.crashes == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ServicePool._acquire forks again each time a spawn fails while the pool is"
-    " below scale.max, so the WorkerStartError branch is never reached: with the template"
-    " down, a delivery spins (logging an error per try) until the template is back, forever"
-    " if it never is",
-)
 async def test_a_pool_whose_template_is_down_asks_for_a_retry(
-    session: aiohttp.ClientSession, tmp_path: Path
+    client: WireClient, tmp_path: Path
 ) -> None:
     running = await _start(tmp_path / "down", CLOUDEVENT_FUNCTION, "main:handle")
     await running.template.stop()
-    pool = ServicePool(function_spec("svc", scale={"max": 1}), running.template, session)
+    pool = ServicePool(function_spec("svc", scale={"max": 1}), running.template, client)
 
     outcome = await asyncio.wait_for(deliver(pool, event(do="ok")), 3)  # bounded: see reason
 
@@ -579,7 +568,7 @@ async def test_request_passes_method_path_query_headers_and_body_through(
     )
 
     assert answer.status == 200
-    assert dict(answer.headers)["Content-Type"] == "application/json"
+    assert {k.lower(): v for k, v in answer.headers}["content-type"] == "application/json"
     seen = json.loads(answer.body)
     assert {k: seen[k] for k in ("method", "path", "query", "body", "header")} == {
         "method": "PUT",
@@ -613,7 +602,7 @@ async def test_a_redirect_is_handed_back_not_followed(
     answer = await pool.request("GET", "/moved", {}, b"", timeout=20)
 
     assert answer.status == 302
-    assert dict(answer.headers)["Location"] == "/elsewhere"
+    assert {k.lower(): v for k, v in answer.headers}["location"] == "/elsewhere"
 
 
 async def test_a_request_that_times_out_raises_and_recycles_its_worker(
