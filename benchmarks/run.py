@@ -1,4 +1,4 @@
-"""Run every benchmark and print one table:  python benchmarks/run.py [bus|worker|platform|build|backends|peers ...]
+"""Run every benchmark and print one table:  python benchmarks/run.py [bus|worker|platform|build|backends|peers|scale ...]
 
 Goals are those of the embedded platform (docs/benchmarks.md); a goal missed is
 a figure to print, not a failure.

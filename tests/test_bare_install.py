@@ -80,7 +80,7 @@ spec:
 
 def test_every_extra_of_pyproject_is_described() -> None:
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    declared = set(pyproject["project"]["optional-dependencies"]) - {"dev"}
+    declared = set(pyproject["project"]["optional-dependencies"]) - {"dev", "bench"}  # tools
     assert {extra.name for extra in EXTRAS} == declared
     assert set(HANDLER_MODULE_EXTRAS.values()) <= declared
 

@@ -243,6 +243,13 @@ def http_message(event: Event) -> tuple[dict[str, str], bytes]:
     return binary_http(event) if _binary_carries(event) else structured_http(event)
 
 
+def check_sendable(event: Event) -> None:
+    """Raise :class:`~cumulo.errors.EncodingError` for an event no HTTP message can carry,
+    as :func:`http_message` would (a ``datacontenttype`` that is no header value)."""
+    if "datacontenttype" in event.attributes:
+        _content_type_header(event.attributes["datacontenttype"])
+
+
 def _binary_carries(event: Event) -> bool:
     if "datacontenttype" not in event.attributes:
         return False

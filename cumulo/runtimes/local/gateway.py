@@ -156,7 +156,7 @@ class Gateway:
             return problem(
                 404, "unknown-function", "Unknown function", f"no function named '{name}'"
             )
-        path = "/" + request.path_params.get("path", "")
+        path = forwarded_path(request)
         url_query = f"?{request.url.query}" if request.url.query else ""
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         timeout = host.function.spec.timeout
@@ -169,6 +169,8 @@ class Gateway:
             return answer(contract.invalid_request_response(e))
         except WorkerStartError as e:
             return problem(503, "worker-start-failed", "Function unavailable", str(e))
+        except ValueError as e:  # a header the worker's HTTP cannot carry
+            return problem(400, "bad-request", "Bad request", str(e))
         except TimeoutError:
             return problem(
                 504, "function-timeout", "Function timed out", f"no answer within {timeout:g}s"
@@ -236,6 +238,13 @@ async def replay_target(
         detail = f"no topic named '{ask.topic}' on bus '{name}'"
         return problem(404, "unknown-topic", "Unknown topic", detail)
     return bus, None, ask.topic
+
+
+def forwarded_path(request: Request) -> str:
+    """What follows ``/fn/<name>`` as the client sent it (still percent-encoded), or ``/``."""
+    raw: bytes = request.scope.get("raw_path") or request.url.path.encode()
+    parts = raw.split(b"/", 3)
+    return "/" + (parts[3].decode("latin-1") if len(parts) > 3 else "")
 
 
 def proxied(answered: HttpAnswer) -> Response:

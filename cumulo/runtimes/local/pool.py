@@ -2,8 +2,11 @@
 
 Requests go to the replica with the fewest in flight below ``scale.concurrency``;
 when every replica is full and the pool is below max, a new one is forked from
-the template while the request waits. Replicas idle for ``scale.idleTimeout``
-are stopped, down to ``scale.min``.
+the template while the request waits (one for what the replicas already
+starting cannot take, not one per request). Replicas idle for
+``scale.idleTimeout`` are stopped, down to ``scale.min``. A cloudevent
+function's events that become ready together go to one replica in one request,
+each answered as it finishes (:mod:`.batches`).
 
 Faults stay with the event that caused them (:mod:`cumulo.runtimes.local.faults`):
 
@@ -38,7 +41,7 @@ from typing import Any
 import aiohttp
 
 from cumulo.errors import WorkerStartError
-from cumulo.events.cloudevent import batch_http, binary_http, http_message
+from cumulo.events.cloudevent import batch_http, binary_http, check_sendable, http_message
 from cumulo.events.event import Event
 from cumulo.events.outcome import Failure, Outcome, RetryLater, Success
 from cumulo.runtimes.local.batches import Coalescer, OutcomeLines
@@ -112,6 +115,7 @@ class ServicePool:
         """Send one event (with those ready at the same time, for a cloudevent function);
         the worker's answer as an outcome."""
         if self.scale.concurrency > 1 and self.template.signature == "cloudevent":
+            check_sendable(event)  # what the lone path's encoding refuses, refused alike
             outcome = await self._together(timeout).submit((event, timeout))
         else:
             outcome = await self._try(event, timeout, solo=False)
@@ -174,17 +178,19 @@ class ServicePool:
         """Deliver events on one replica in one request (:mod:`.batches`); each one's outcome."""
         room = self._room()
         if len(deliveries) == 1 or room <= 1:  # one at a time, each waiting for a slot
-            singles = (self._try(event, timeout, solo=False) for event, timeout in deliveries)
-            return list(await asyncio.gather(*singles))
+            return await self._one_by_one(deliveries)
         if len(deliveries) > room:  # what fits now goes together, the rest after
             now, rest = deliveries[:room], deliveries[room:]
             first, then = await asyncio.gather(self._try_together(now), self._try_together(rest))
             return [*first, *then]
         events = [event for event, _ in deliveries]
         timeout = max(timeout for _, timeout in deliveries)
+        message = batch_http(events)
+        if len(message[1]) > self.template.config.max_body_bytes:  # over the worker's limit
+            return await self._one_by_one(deliveries)
         try:
             async with self._claim(solo=False, weight=len(events)) as claim:
-                return await self._exchange_together(claim, events, timeout)
+                return await self._exchange_together(claim, message, len(events), timeout)
         except WorkerStartError as e:
             return [RetryLater(type(e).__name__, f"worker unreachable: {e}")] * len(events)
 
@@ -194,12 +200,16 @@ class ServicePool:
             return self.scale.concurrency
         return max(self.scale.concurrency - r.inflight for r in self.replicas.values())
 
+    async def _one_by_one(self, deliveries: Sequence[tuple[Event, float]]) -> list[Outcome | Lost]:
+        singles = (self._try(event, timeout, solo=False) for event, timeout in deliveries)
+        return list(await asyncio.gather(*singles))
+
     async def _exchange_together(
-        self, claim: Claim, events: list[Event], timeout: float
+        self, claim: Claim, message: tuple[dict[str, str], bytes], count: int, timeout: float
     ) -> list[Outcome | Lost]:
         """Outcomes as the worker streams them; what it never answered is settled as
         :meth:`_exchange` settles one event (timeout, crash), or lost to the others."""
-        headers, body = batch_http(events)
+        headers, body = message
         answered: dict[int, Outcome | Lost] = {}
         missing: Outcome | Lost
         try:
@@ -209,21 +219,21 @@ class ServicePool:
             )  # fmt: skip
         except TimeoutError:
             blamed = self.recycle(claim)
-            late = len(events) - len(answered)
+            late = count - len(answered)
             why = f"no answer within {timeout:g}s; the worker was recycled"
             alone = blamed and late == 1  # the one still running is the one to blame
             missing = RetryLater("Timeout", why) if alone else Lost("its worker, recycled")
         except aiohttp.ClientError as e:
             missing = await self._worker_gone(claim, e)
-            late = len(events) - len(answered)
+            late = count - len(answered)
             if isinstance(missing, Failure) and late > 1:  # a crash: whose, of these?
                 missing = Lost(f"its worker, which went down with {late} events unanswered")
         else:
             if answer.status != 200:
                 refused = outcome_from_response(answer.status, dict(answer.headers), answer.body)
-                return [refused] * len(events)
+                return [refused] * count
             missing = RetryLater("InvalidAnswer", "the worker did not answer every event")
-        return [answered.get(index, missing) for index in range(len(events))]
+        return [answered.get(index, missing) for index in range(count)]
 
     async def _worker_gone(self, claim: Claim, error: aiohttp.ClientError) -> Outcome | Lost:
         """The connection broke: did the worker die, and was it this event's doing?"""

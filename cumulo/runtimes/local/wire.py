@@ -38,7 +38,9 @@ class WorkerDroppedError(aiohttp.ClientConnectionError):
 def encode_request(
     method: str, target: str, port: int, headers: Iterable[tuple[str, str]], body: bytes
 ) -> bytes:
-    """The request as bytes; a header that would split the message is refused."""
+    """The request as bytes; a target or header that would split the message is refused."""
+    if not target.startswith("/") or any(c in target for c in " \t\r\n"):
+        raise ValueError(f"{target[:80]!r} cannot be a request target")
     lines = [f"{method} {target} HTTP/1.1", f"host: {HOST}:{port}", f"content-length: {len(body)}"]
     for name, value in headers:
         if "\n" in name or "\r" in name or "\n" in value or "\r" in value or ":" in name:

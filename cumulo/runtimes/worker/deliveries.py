@@ -16,12 +16,15 @@ calls this route; a function's callers use its own.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
-from cumulo.errors import InvalidEventError, PayloadTooLargeError
-from cumulo.events.cloudevent import events_from_http
-from cumulo.events.event import Event
+from cumulo.errors import InvalidEventError, PayloadTooLargeError, UnsupportedMediaTypeError
+from cumulo.events.cloudevent import BATCH, media_type
+from cumulo.events.event import from_envelope
+from cumulo.events.outcome import Failure, Outcome
 from cumulo.runtimes.worker import contract
 from cumulo.runtimes.worker.asgi import (
     LazyExecutor,
@@ -54,15 +57,35 @@ class Deliveries:
             body = await read_body(scope, receive, self.max_body_bytes)
             if body is None:
                 return
-            events = events_from_http(header_dict(scope), body)
+            envelopes = batch_of(header_dict(scope), body)
         except (PayloadTooLargeError, InvalidEventError) as e:
             await send_response(send, *contract.invalid_request_response(e))
             return
         await send({"type": "http.response.start", "status": 200, "headers": [NDJSON]})
-        for finished in asyncio.as_completed([self._run(i, e) for i, e in enumerate(events)]):
+        runs = [self._run(i, envelope) for i, envelope in enumerate(envelopes)]
+        for finished in asyncio.as_completed(runs):
             await send({"type": "http.response.body", "body": await finished, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
-    async def _run(self, index: int, event: Event) -> bytes:
-        outcome = await self.invoker.call_async(event, self.pool.get())
+    async def _run(self, index: int, envelope: Any) -> bytes:
+        """One event's outcome line; an event that cannot be read is its own failure only."""
+        try:
+            event = from_envelope(envelope)
+        except InvalidEventError as e:
+            outcome: Outcome = Failure("InvalidEventError", str(e), permanent=True)
+        else:
+            outcome = await self.invoker.call_async(event, self.pool.get())
         return orjson.dumps({"index": index, **outcome_to_dict(outcome)}) + b"\n"
+
+
+def batch_of(headers: Mapping[str, str], body: bytes) -> list[Any]:
+    """The JSON array a batched-mode request carries, its events still to be read one by one."""
+    if media_type(headers.get("content-type")) != BATCH:
+        raise UnsupportedMediaTypeError([f"a batch is sent as {BATCH}"])
+    try:
+        envelopes = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InvalidEventError([f"the batch is not valid JSON: {e}"]) from e
+    if not isinstance(envelopes, list):
+        raise InvalidEventError([f"a batch must be a JSON array, not {type(envelopes).__name__}"])
+    return envelopes

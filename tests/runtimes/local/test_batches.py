@@ -116,10 +116,34 @@ async def test_each_event_of_a_batch_gets_its_own_outcome_in_the_order_they_fini
 async def test_the_route_refuses_what_is_not_a_batch_of_events() -> None:
     app = build_app(handler, signature="cloudevent", name="fn")
     transport = httpx.ASGITransport(app=app)
+    batch = {"content-type": "application/cloudevents-batch+json"}
     async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
-        broken = await client.post(DELIVERIES_ROUTE, content=b"[{}]",
-                                   headers={"content-type": "application/cloudevents-batch+json"})  # fmt: skip
+        not_an_array = await client.post(DELIVERIES_ROUTE, content=b"{}", headers=batch)
+        not_json = await client.post(DELIVERIES_ROUTE, content=b"[", headers=batch)
+        not_a_batch = await client.post(DELIVERIES_ROUTE, content=b"[]",
+                                        headers={"content-type": "application/json"})  # fmt: skip
         wrong_method = await client.get(DELIVERIES_ROUTE)
     app.close()
-    assert broken.status_code == 400
+    assert (not_an_array.status_code, not_json.status_code) == (400, 400)
+    assert not_a_batch.status_code == 415
     assert wrong_method.status_code == 405
+
+
+async def test_an_event_of_the_batch_that_cannot_be_read_fails_alone() -> None:
+    good = orjson.loads(batch_http([new_event("ok", "/t", id="good")])[1])[0]
+    lines = await post_raw(orjson.dumps([{"id": "no-type"}, good]))
+    by_index = {line["index"]: line for line in lines}
+    assert by_index[0]["status"] == "failed" and by_index[0]["permanent"] is True
+    assert by_index[0]["errorType"] == "InvalidEventError"
+    assert by_index[1]["status"] == "success"
+
+
+async def post_raw(body: bytes) -> list[dict[str, object]]:
+    app = build_app(handler, signature="cloudevent", name="fn")
+    transport = httpx.ASGITransport(app=app)
+    headers = {"content-type": "application/cloudevents-batch+json"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://worker") as client:
+        answer = await client.post(DELIVERIES_ROUTE, content=body, headers=headers)
+    app.close()
+    assert answer.status_code == 200
+    return [orjson.loads(line) for line in answer.content.splitlines()]

@@ -298,3 +298,12 @@ async def test_a_job_takes_one_event_per_request(tmp_path) -> None:
     assert orjson.loads(answer.body)["type"].endswith("one-event-per-run")
     assert ("content-type", "application/problem+json") in answer.headers
     assert runs.list() == [] and announced == []
+
+
+async def test_the_path_after_the_function_goes_on_as_the_client_sent_it(bus) -> None:
+    """Percent-encoded text (even what is no UTF-8) reaches the function still encoded."""
+    host = Host("hello")
+    async with client(parts(bus, host)) as http:
+        await http.get("/fn/hello/%F3%B1%BA%A1/x%20y?q=%C3%A9")
+        await http.get("/fn/hello")
+    assert [path for _, path, *_ in host.requests] == ["/%F3%B1%BA%A1/x%20y?q=%C3%A9", "/"]

@@ -229,3 +229,9 @@ def test_the_request_names_its_length_and_host() -> None:
         b"POST /p?q=1 HTTP/1.1", b"host: 127.0.0.1:8080", b"content-length: 4", b"ce-id: 1",
     ]  # fmt: skip
     assert body == b"body"
+
+
+@pytest.mark.parametrize("target", ["/a b", "/a\r\nx: 1", "no-slash", "/tab\there"])
+def test_a_target_that_would_split_the_request_line_is_refused(target: str) -> None:
+    with pytest.raises(ValueError, match="request target"):
+        encode_request("GET", target, 8080, [], b"")
