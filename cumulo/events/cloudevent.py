@@ -117,7 +117,10 @@ def _load_json(body: bytes, what: str) -> Any:
         raise InvalidEventError([f"{what} is not valid JSON: {e}"]) from e
 
 
-def _decode_batch(body: bytes, rules: EdgeRules) -> list[Event]:
+def batch_envelopes(body: bytes, rules: EdgeRules = SPEC_ONLY) -> list[Any]:
+    """The JSON array a batched-mode body holds, its events still to be read (with
+    :func:`event_in_batch`); raises :class:`InvalidEventError` for anything else, and
+    :class:`PayloadTooLargeError` past the rules' event limit."""
     envelopes = _load_json(body, "the batch")
     if not isinstance(envelopes, list):
         raise InvalidEventError([f"a batch must be a JSON array, not {type(envelopes).__name__}"])
@@ -126,11 +129,20 @@ def _decode_batch(body: bytes, rules: EdgeRules) -> list[Event]:
         raise PayloadTooLargeError(
             [f"the batch holds {len(envelopes)} events, over the max_batch_events limit of {most}"]
         )
+    return envelopes
+
+
+def event_in_batch(envelope: Any, rules: EdgeRules = SPEC_ONLY) -> Event:
+    """One element of a batch as an event, checked as the structured mode checks one."""
+    return _checked(from_envelope(envelope, rules))
+
+
+def _decode_batch(body: bytes, rules: EdgeRules) -> list[Event]:
     events: list[Event] = []
     problems: list[str] = []
-    for index, envelope in enumerate(envelopes):
+    for index, envelope in enumerate(batch_envelopes(body, rules)):
         try:
-            events.append(_checked(from_envelope(envelope, rules)))
+            events.append(event_in_batch(envelope, rules))
         except InvalidEventError as e:
             problems.extend(f"event [{index}]: {problem}" for problem in e.problems)
     if problems:

@@ -23,7 +23,6 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 from starlette.applications import Starlette
@@ -51,12 +50,12 @@ from cumulo.runtimes.local.http import EventReader, answer, read_body
 from cumulo.runtimes.local.limits import HeaderLimits
 from cumulo.runtimes.local.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from cumulo.runtimes.local.sources import source_routes
+from cumulo.runtimes.local.views import Status
 from cumulo.runtimes.local.wiring import message_json
 from cumulo.runtimes.worker import contract
 from cumulo.spec.models import Trigger
 
 Ingest = Callable[[Bus, str, str, Sequence[Event]], Awaitable[list[int]]]
-Status = Callable[[], Awaitable[dict[str, Any]]]
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 HOP_BY_HOP = frozenset(

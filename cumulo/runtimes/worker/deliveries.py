@@ -22,8 +22,7 @@ from typing import Any
 import orjson
 
 from cumulo.errors import InvalidEventError, PayloadTooLargeError, UnsupportedMediaTypeError
-from cumulo.events.cloudevent import BATCH, media_type
-from cumulo.events.event import from_envelope
+from cumulo.events.cloudevent import BATCH, batch_envelopes, event_in_batch, media_type
 from cumulo.events.outcome import Failure, Outcome
 from cumulo.runtimes.worker import contract
 from cumulo.runtimes.worker.asgi import (
@@ -70,7 +69,7 @@ class Deliveries:
     async def _run(self, index: int, envelope: Any) -> bytes:
         """One event's outcome line; an event that cannot be read is its own failure only."""
         try:
-            event = from_envelope(envelope)
+            event = event_in_batch(envelope)
         except InvalidEventError as e:
             outcome: Outcome = Failure("InvalidEventError", str(e), permanent=True)
         else:
@@ -82,10 +81,4 @@ def batch_of(headers: Mapping[str, str], body: bytes) -> list[Any]:
     """The JSON array a batched-mode request carries, its events still to be read one by one."""
     if media_type(headers.get("content-type")) != BATCH:
         raise UnsupportedMediaTypeError([f"a batch is sent as {BATCH}"])
-    try:
-        envelopes = orjson.loads(body)
-    except orjson.JSONDecodeError as e:
-        raise InvalidEventError([f"the batch is not valid JSON: {e}"]) from e
-    if not isinstance(envelopes, list):
-        raise InvalidEventError([f"a batch must be a JSON array, not {type(envelopes).__name__}"])
-    return envelopes
+    return batch_envelopes(body)

@@ -147,3 +147,15 @@ async def post_raw(body: bytes) -> list[dict[str, object]]:
     app.close()
     assert answer.status_code == 200
     return [orjson.loads(line) for line in answer.content.splitlines()]
+
+
+async def test_an_event_is_read_from_a_batch_as_the_function_route_reads_it() -> None:
+    """JSON data that is no string under a non-JSON media type is refused there (it has no
+    bytes of its own): here too, and for that event only."""
+    odd = {"specversion": "1.0", "id": "odd", "source": "/t", "type": "ok",
+           "datacontenttype": "text/plain", "data": {"a": 1}}  # fmt: skip
+    good = orjson.loads(batch_http([new_event("ok", "/t", id="good")])[1])[0]
+    lines = await post_raw(orjson.dumps([odd, good]))
+    by_index = {line["index"]: line for line in lines}
+    assert (by_index[0]["status"], by_index[0]["errorType"]) == ("failed", "InvalidEventError")
+    assert by_index[1]["status"] == "success"
