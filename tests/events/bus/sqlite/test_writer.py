@@ -172,3 +172,57 @@ async def test_stop_finishes_what_is_queued_then_refuses_new_writes(
     await held
     with pytest.raises(BusError, match="closed"):
         await writer.submit(insert(2))
+
+
+SYNC_LEVEL = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+
+
+def mode_seen(seen: list[str]) -> Callable[[Txn], None]:
+    """An operation that records the ``synchronous`` mode its transaction commits with."""
+
+    def operation(txn: Txn) -> None:
+        (level,) = txn.conn.execute("PRAGMA synchronous").fetchone()
+        seen.append(SYNC_LEVEL[level])
+
+    return operation
+
+
+@pytest.fixture
+async def full_writer(
+    db_path: Path, conn: sqlite3.Connection, commits: Commits
+) -> AsyncIterator[Writer]:
+    writer = Writer(connect(db_path, "FULL", 0.05), db_path, commits)
+    writer.start()
+    yield writer
+    await asyncio.to_thread(writer.stop)
+
+
+async def test_a_durable_write_commits_with_fsync_and_a_light_one_without(full_writer: Writer):
+    seen: list[str] = []
+    await full_writer.submit(mode_seen(seen))
+    await full_writer.submit(mode_seen(seen), durable=False)
+    await full_writer.submit(mode_seen(seen))
+    assert seen == ["FULL", "NORMAL", "FULL"]
+    assert (full_writer.transactions, full_writer.synced) == (3, 2)
+
+
+async def test_a_light_write_sharing_a_transaction_with_a_durable_one_is_fsynced(
+    full_writer: Writer,
+):
+    seen: list[str] = []
+    held, release = await blocked(full_writer)
+    queued = [
+        asyncio.ensure_future(full_writer.submit(mode_seen(seen), durable=False)),
+        asyncio.ensure_future(full_writer.submit(mode_seen(seen))),
+    ]
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(held, *queued)
+    assert seen == ["FULL", "FULL"]
+
+
+async def test_a_writer_set_to_normal_never_fsyncs_more_than_asked(writer: Writer):
+    seen: list[str] = []
+    await writer.submit(mode_seen(seen))  # the fixture's connection is NORMAL
+    await writer.submit(mode_seen(seen), durable=False)
+    assert seen == ["NORMAL", "NORMAL"]
