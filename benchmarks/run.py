@@ -1,4 +1,4 @@
-"""Run every benchmark and print one table:  python benchmarks/run.py [bus|worker|platform|build|backends|peers|scale ...]
+"""Run every benchmark and print one table:  python benchmarks/run.py [bus|worker|platform|build|backends|peers|scale|reload ...]
 
 Goals are those of the embedded platform (docs/benchmarks.md); a goal missed is
 a figure to print, not a failure.
@@ -24,6 +24,7 @@ from benchmarks import (  # noqa: E402
     bench_bus,
     bench_peers,
     bench_platform,
+    bench_reload,
     bench_scale,
     bench_worker,
 )
@@ -42,6 +43,7 @@ SUITES = {
     "backends": bench_backends.run,
     "peers": bench_peers.run,
     "scale": bench_scale.run,
+    "reload": bench_reload.run,
 }
 
 

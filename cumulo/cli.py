@@ -84,6 +84,9 @@ def up(
     host: Annotated[str | None, typer.Option(help="Gateway address.")] = None,
     port: Annotated[int | None, typer.Option(help="Gateway port (0 picks one).")] = None,
     module: Modules = [],  # noqa: B006
+    reload: Annotated[
+        bool, typer.Option(help="Apply saved changes to the project's code and YAML.")
+    ] = True,
 ) -> None:
     """Run a project on this machine: bus, gateway, dispatchers, sources and workers."""
     import uvloop
@@ -105,7 +108,9 @@ def up(
         raise fail(str(e), 2) from e
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         try:
-            platform = Platform(loaded, settings, model_catalog=model_catalog)
+            platform = Platform(
+                loaded, settings, model_catalog=model_catalog, modules=module, reload=reload
+            )
             runner.run(platform.run(on_ready=print_ready))
         except CumuloError as e:
             raise failure(e) from e

@@ -212,6 +212,10 @@ class WorkerStartError(RuntimeFailure):
     """A worker process could not be started."""
 
 
+class ReloadError(RuntimeFailure):
+    """A function's changed code or the project's changed spec does not load; the old keeps serving."""
+
+
 class FunctionNotFoundError(RuntimeFailure):
     """No function of that name is deployed."""
 

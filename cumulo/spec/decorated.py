@@ -81,12 +81,12 @@ def _fresh_imports(project_dir: Path) -> Iterator[None]:
 def _forget_project_modules(before: dict[str, ModuleType], project_dir: Path) -> None:
     """Drop the project modules imported since ``before``; put back what they replaced."""
     for name, module in list(sys.modules.items()):
-        if before.get(name) is not module and _is_project_module(name, module, project_dir):
+        if before.get(name) is not module and is_project_module(name, module, project_dir):
             del sys.modules[name]
     sys.modules.update({k: v for k, v in before.items() if k not in sys.modules})
 
 
-def _is_project_module(name: str, module: ModuleType | None, project_dir: Path) -> bool:
+def is_project_module(name: str, module: ModuleType | None, project_dir: Path) -> bool:
     """Whether ``module`` was found in ``project_dir`` itself.
 
     ``main.py`` or ``pipeline/steps.py`` are; a package from a virtual

@@ -36,6 +36,7 @@ class RunningPlatform:
     process: subprocess.Popen[bytes] | None = None
     url: str = ""
     port: int = 0  # the gateway's; 0 picks one
+    args: list[str] = field(default_factory=list)  # more options for `cumulo up`
 
     def start(self) -> RunningPlatform:
         self.state.mkdir(parents=True, exist_ok=True)
@@ -43,7 +44,16 @@ class RunningPlatform:
         env = {**os.environ, "CUMULO_STATE_DIR": str(self.state), **self.env}
         with open(self.state / "platform.out", "ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "cumulo", "up", str(self.project), "--port", str(self.port)],
+                [
+                    sys.executable,
+                    "-m",
+                    "cumulo",
+                    "up",
+                    str(self.project),
+                    "--port",
+                    str(self.port),
+                    *self.args,
+                ],
                 env=env,
                 stdout=out,
                 stderr=subprocess.STDOUT,

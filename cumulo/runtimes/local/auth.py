@@ -161,7 +161,7 @@ class BearerAuth:
     ):
         self.app = app
         self.token = token.encode() if token else None
-        self.public = frozenset(public)
+        self.public = public  # read per request: a reload may change it
         self.publish_token = publish_token.encode() if publish_token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -7,6 +7,12 @@ messages of :mod:`.forkserver_messages`, one per line: commands on stdin,
 replies on a private copy of stdout (the real stdout and stderr go to the
 function's log, so ``print`` in user code cannot garble the protocol).
 
+On ``Reload`` (the project's code changed under ``cumulo up``) the template
+imports the function again in place: the libraries it imported stay loaded, so
+this takes milliseconds, and what it forks from then on runs the new code. When
+the new code does not load, the template keeps the old one and says where the
+new one failed, as ``file:line: message``.
+
 A closed stdin means the platform is gone: the template kills its children and
 exits. Children die with the template (parent-death signal), so ``kill -9`` of
 the platform leaves no orphans. Each child leads a process group of its own;
@@ -21,12 +27,16 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib
+import importlib.util
 import os
 import selectors
 import signal
 import socket
 import sys
+import traceback
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from cumulo.runtimes.local.forkserver_messages import (
@@ -34,6 +44,9 @@ from cumulo.runtimes.local.forkserver_messages import (
     JobStarted,
     Message,
     Ready,
+    Reload,
+    Reloaded,
+    ReloadFailed,
     Spawn,
     Spawned,
     StartFailed,
@@ -46,7 +59,8 @@ from cumulo.runtimes.local.signals import signal_group
 from cumulo.runtimes.worker.app import build_app
 from cumulo.runtimes.worker.job import job_main
 from cumulo.runtimes.worker.serve import preload, serve
-from cumulo.runtimes.worker.target import load_function, serving_signature
+from cumulo.runtimes.worker.target import LoadedFunction, load_function, serving_signature
+from cumulo.spec.decorated import is_project_module
 
 PR_SET_PDEATHSIG = 1
 
@@ -61,28 +75,71 @@ class ForkServer:
     def __init__(self, settings: TemplateSettings, replies: int):
         self.settings = settings
         self.replies = replies
-        self.function = load_function(settings.target, Path(settings.source))
-        self.signature = serving_signature(self.function.fn, settings.signature)
+        self.project = Path(settings.source).absolute()
         # done once here rather than in each forked worker: what uvicorn imports when it
         # starts, and the app (its thread pool is made on first use: each child has its own)
         preload()
-        self.app = build_app(
-            self.function,
-            signature=self.signature,
-            name=settings.name,
-            concurrency=settings.concurrency,
-            max_body_bytes=settings.max_body_bytes,
-        )
+        self.function, self.signature, self.app = self.load()
         self.children: set[int] = set()
+
+    def load(self) -> tuple[LoadedFunction, str, Any]:
+        """Import the function and build the app its workers serve."""
+        function = load_function(self.settings.target, Path(self.settings.source))
+        signature = serving_signature(function.fn, self.settings.signature)
+        app = build_app(
+            function,
+            signature=signature,
+            name=self.settings.name,
+            concurrency=self.settings.concurrency,
+            max_body_bytes=self.settings.max_body_bytes,
+        )
+        return function, signature, app
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The project's own files that are imported here."""
+        return tuple(
+            sorted(
+                str(Path(m.__file__).absolute())
+                for m in self.project_modules().values()
+                if m.__file__
+            )
+        )
+
+    def project_modules(self) -> dict[str, ModuleType]:
+        return {
+            name: module
+            for name, module in list(sys.modules.items())
+            if is_project_module(name, module, self.project)
+        }
 
     def send(self, message: Message) -> None:
         os.write(self.replies, encode(message))
 
-    def handle(self, command: Spawn | StartJob) -> None:
+    def handle(self, command: Spawn | StartJob | Reload) -> None:
         if isinstance(command, Spawn):
             self.spawn_worker(command.id)
+        elif isinstance(command, Reload):
+            self.reload(command.id)
         else:
             self.start_job(command)
+
+    def reload(self, request_id: int) -> None:
+        """Import the project's modules afresh; on failure put the old ones back."""
+        old = self.project_modules()
+        for name, module in old.items():
+            del sys.modules[name]
+            forget_bytecode(module)  # an edit within the same second could look unchanged
+        importlib.invalidate_caches()
+        try:
+            self.function, self.signature, self.app = self.load()
+        except Exception as e:
+            for name in self.project_modules():
+                del sys.modules[name]
+            sys.modules.update(old)
+            self.send(ReloadFailed(id=request_id, error=where_it_failed(e, self.project)))
+            return
+        self.send(Reloaded(id=request_id, signature=self.signature, sources=self.sources))
 
     def spawn_worker(self, request_id: int) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -143,6 +200,45 @@ class ForkServer:
     def shutdown(self) -> None:
         for pid in list(self.children):
             signal_group(pid, signal.SIGKILL)
+
+
+def forget_bytecode(module: ModuleType) -> None:
+    """Remove a module's cached bytecode: it is checked by whole-second mtime and size."""
+    file = getattr(module, "__file__", None)
+    if isinstance(file, str) and file.endswith(".py"):
+        with contextlib.suppress(OSError, ValueError):
+            os.unlink(importlib.util.cache_from_source(file))
+
+
+def where_it_failed(error: BaseException, project: Path) -> str:
+    """``file:line: Type: message`` where the project's own code failed (following the
+    chain of causes: the loader wraps what the import raised); the error alone otherwise."""
+    for cause in reversed(_causes(error)):
+        if isinstance(cause, SyntaxError) and cause.filename and _inside(cause.filename, project):
+            what = f"{type(cause).__name__}: {cause.msg}"
+            return f"{_shown(cause.filename, project)}:{cause.lineno}: {what}"
+        own = [f for f in traceback.extract_tb(cause.__traceback__) if _inside(f.filename, project)]
+        if own:
+            what = f"{type(cause).__name__}: {cause}"
+            return f"{_shown(own[-1].filename, project)}:{own[-1].lineno}: {what}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _causes(error: BaseException) -> list[BaseException]:
+    chain = [error]
+    while (cause := chain[-1].__cause__) is not None and cause not in chain:
+        chain.append(cause)
+    return chain
+
+
+def _inside(file: str, project: Path) -> bool:
+    path = Path(file).absolute()
+    return path.is_relative_to(project) and "site-packages" not in path.parts
+
+
+def _shown(file: str, project: Path) -> str:
+    path = Path(file).absolute()
+    return str(path.relative_to(project)) if path.is_relative_to(project) else file
 
 
 def become_child(log_path: str | Path, replies: int, template: int) -> None:
@@ -208,9 +304,10 @@ def main() -> None:
     try:
         server = ForkServer(settings, replies)
     except Exception as e:  # tell the supervisor why, then give up
-        os.write(replies, encode(StartFailed(error=f"{type(e).__name__}: {e}")))
+        error = where_it_failed(e, Path(settings.source).absolute())
+        os.write(replies, encode(StartFailed(error=error)))
         raise SystemExit(1) from e
-    server.send(Ready(signature=server.signature))
+    server.send(Ready(signature=server.signature, sources=server.sources))
     try:
         serve_commands(server)
     finally:

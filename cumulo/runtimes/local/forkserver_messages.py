@@ -9,8 +9,13 @@ a field renamed on one side is a validation error on the other, not a
     supervisor → template                     template → supervisor
     Spawn(id)                                 Spawned(id, pid, port)
     StartJob(id, event, result, log, run)     JobStarted(id, pid)
+    Reload(id)                                Reloaded(id, signature, sources)
+                                              | ReloadFailed(id, error)
                                               Exited(pid, code)       (any time)
-    (at start)                                Ready(signature) | StartFailed(error)
+    (at start)                                Ready(signature, sources) | StartFailed(error)
+
+``sources`` are the project's own files the function's import loaded: a change
+to one of them is a change to the function (:mod:`.reload`).
 """
 
 from __future__ import annotations
@@ -53,9 +58,32 @@ class StartJob(Message):
     run: str | None = None
 
 
+class Reload(Message):
+    """Import the function's code again: what is forked from now on runs the new code."""
+
+    kind: Literal["reload"] = "reload"
+    id: int
+
+
 class Ready(Message):
     kind: Literal["ready"] = "ready"
     signature: str
+    sources: tuple[str, ...] = ()
+
+
+class Reloaded(Message):
+    kind: Literal["reloaded"] = "reloaded"
+    id: int
+    signature: str
+    sources: tuple[str, ...] = ()
+
+
+class ReloadFailed(Message):
+    """The new code does not load; the template keeps the code it had."""
+
+    kind: Literal["reload-failed"] = "reload-failed"
+    id: int
+    error: str  # file:line: message
 
 
 class StartFailed(Message):
@@ -82,10 +110,12 @@ class Exited(Message):
     code: int
 
 
-Command = Annotated[Spawn | StartJob, Field(discriminator="kind")]
-Reply = Annotated[Ready | StartFailed | Spawned | JobStarted | Exited, Field(discriminator="kind")]
-_COMMANDS: TypeAdapter[Spawn | StartJob] = TypeAdapter(Command)
-_REPLIES: TypeAdapter[Ready | StartFailed | Spawned | JobStarted | Exited] = TypeAdapter(Reply)
+AnyCommand = Spawn | StartJob | Reload
+AnyReply = Ready | StartFailed | Spawned | JobStarted | Reloaded | ReloadFailed | Exited
+Command = Annotated[AnyCommand, Field(discriminator="kind")]
+Reply = Annotated[AnyReply, Field(discriminator="kind")]
+_COMMANDS: TypeAdapter[AnyCommand] = TypeAdapter(Command)
+_REPLIES: TypeAdapter[AnyReply] = TypeAdapter(Reply)
 
 
 def encode(message: Message) -> bytes:
@@ -93,11 +123,11 @@ def encode(message: Message) -> bytes:
     return message.model_dump_json().encode() + b"\n"
 
 
-def read_command(line: bytes) -> Spawn | StartJob:
+def read_command(line: bytes) -> AnyCommand:
     """A command line from the supervisor; raises :class:`pydantic.ValidationError`."""
     return _COMMANDS.validate_json(line)
 
 
-def read_reply(line: bytes) -> Ready | StartFailed | Spawned | JobStarted | Exited:
+def read_reply(line: bytes) -> AnyReply:
     """A reply line from the template; raises :class:`pydantic.ValidationError`."""
     return _REPLIES.validate_json(line)

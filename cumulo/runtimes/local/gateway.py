@@ -21,7 +21,7 @@ function whose spec says ``access: public``.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -86,7 +86,7 @@ class GatewayParts:
     status: Status  # GET /api/status
     metrics: Callable[[], Awaitable[bytes]]  # GET /metrics
     webhooks: Callable[[str], HttpSource | None]  # POST /sources/<name>
-    public: frozenset[str] = frozenset()  # functions served without a token
+    public: Collection[str] = frozenset()  # functions served without a token (live)
     publish_token: str | None = None  # what functions publish with when auth is on
     routes: Sequence[BaseRoute] = ()  # the dashboard's and the embedded Dapr bus's
 

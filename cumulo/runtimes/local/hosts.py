@@ -51,6 +51,12 @@ class FunctionHost(Protocol):
     async def start(self) -> None:
         """Start what the function keeps running (``scale.min`` replicas, say)."""
 
+    async def reload(self) -> None:
+        """The function's code changed: the next delivery or request runs the new code,
+        and what is in flight finishes on the old. Raises
+        :class:`~cumulo.errors.ReloadError` when the new code does not load (the old
+        keeps serving)."""
+
     async def scale_down_idle(self) -> None:
         """Let go of what has been idle past its timeout."""
 

@@ -69,6 +69,10 @@ class JobRunner:
     async def start(self) -> None:
         return None
 
+    async def reload(self) -> None:
+        """Runs started from now on import the new code; running ones finish on the old."""
+        await self.template.reload()
+
     async def scale_down_idle(self) -> None:
         return None
 

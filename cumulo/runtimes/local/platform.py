@@ -1,7 +1,8 @@
 """``cumulo up``: one process hosting the bus, gateway, dispatchers and sources.
 
 Functions run in worker processes forked from one pre-warmed template per
-function, so a crashing function never takes the platform down.
+function, so a crashing function never takes the platform down. Saved changes
+to the project's code and YAML apply while it runs (:mod:`.reload`).
 
 :class:`Platform` is the composition root: it owns the live collections (buses,
 function hosts, the triggers being delivered) and hands each part only what it
@@ -22,14 +23,15 @@ import os
 import secrets
 import signal
 import threading
-from collections.abc import Coroutine, Iterator
+import time
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
 import uvicorn
 
 from cumulo.config import Settings
-from cumulo.errors import RuntimeFailure, SpecError
+from cumulo.errors import ReloadError, RuntimeFailure, SpecError, WorkerStartError
 from cumulo.events.bus.base import Bus
 from cumulo.events.dispatcher import TriggerDispatcher
 from cumulo.events.event import Event
@@ -46,6 +48,13 @@ from cumulo.runtimes.local.jobs import JobRunner
 from cumulo.runtimes.local.limits import bounded_httptools
 from cumulo.runtimes.local.metrics import PlatformMetrics, StatsCollector
 from cumulo.runtimes.local.pool import ServicePool
+from cumulo.runtimes.local.reload import (
+    Edits,
+    ReloadPlan,
+    forget_bytecode,
+    plan_reload,
+    project_edits,
+)
 from cumulo.runtimes.local.runs import RunStore
 from cumulo.runtimes.local.sources import (
     Running,
@@ -58,8 +67,8 @@ from cumulo.runtimes.local.template import Template, TemplateConfig
 from cumulo.runtimes.local.views import TriggerView
 from cumulo.runtimes.local.wire import WireClient
 from cumulo.runtimes.local.wiring import missing_extras, open_bus
-from cumulo.spec import Project
-from cumulo.spec.models import Function
+from cumulo.spec import Project, load_project
+from cumulo.spec.models import EventSource, Function, Trigger
 
 log = logging.getLogger("cumulo.platform")
 
@@ -92,10 +101,18 @@ class GatewayServer(uvicorn.Server):
 
 class Platform:
     def __init__(
-        self, project: Project, settings: Settings, *, model_catalog: ModelCatalog | None = None
+        self,
+        project: Project,
+        settings: Settings,
+        *,
+        model_catalog: ModelCatalog | None = None,
+        modules: Sequence[str] = (),
+        reload: bool = True,
     ):
         self.project = project
         self.settings = settings
+        self.modules = modules  # what the project was loaded with, for loading it again
+        self.watch_files = reload
         self.state = settings.state_path(project.root)
         # the live collections, filled as the platform starts
         self.buses: dict[str, Bus] = {}
@@ -106,6 +123,12 @@ class Platform:
         self.sources: list[Running] = []
         self.webhooks: dict[str, HttpSource] = {}
         self.runs: RunStore | None = None
+        self.triggers = project.all_triggers()  # live: replaced in place on reload
+        self.public = set(public_functions(project.functions.values()))  # live, likewise
+        self.reloaded: dict[str, Any] | None = None  # the last reload: /api/status shows it
+        self._dispatching: dict[str, tuple[TriggerDispatcher, asyncio.Task[None]]] = {}
+        self._sourcing: dict[str, asyncio.Task[None]] = {}  # the polling sources' loops
+        self._client: WireClient | None = None
         # with auth on, what functions publish with (POST /events only): see .auth
         self.publish_token = secrets.token_urlsafe(32) if settings.api_token else None
         stats = StatsCollector(self.buses, self.hosts, self.deliveries, self._run_counts)
@@ -116,20 +139,21 @@ class Platform:
             project, settings, self.state,
             buses=self.buses, hosts=self.hosts, middleware=self.telemetry.middleware,
         )  # fmt: skip
-        dashboard = Dashboard(
-            DashboardData(project, self.state, self.buses, self.describe, model_catalog)
+        self.dashboard_data = DashboardData(
+            project, self.state, self.buses, self.describe, model_catalog
         )
+        dashboard = Dashboard(self.dashboard_data)
         self.gateway = Gateway(
             GatewayParts(
                 settings=settings,
                 buses=self.buses,
                 hosts=self.hosts,
-                triggers=project.all_triggers(),
+                triggers=self.triggers,
                 ingest=self.telemetry.ingest,
                 status=self.describe,
                 metrics=self.telemetry.metrics.exposition,
                 webhooks=self.webhooks.get,
-                public=public_functions(project.functions.values()),
+                public=self.public,
                 publish_token=self.publish_token,
                 routes=[*dashboard.routes(), *self.dapr.routes()],  # /ui/, its /api/, /dapr/*
             )
@@ -170,16 +194,20 @@ class Platform:
     async def _start(self, client: WireClient) -> None:
         (self.state / "logs").mkdir(exist_ok=True)
         await self._start_buses()
-        runs = self.runs = RunStore(self.state / "runs.db")
-        await asyncio.gather(
-            *(self._start_function(f, client, runs) for f in self.project.functions.values())
-        )
-        self._start_dispatchers()
+        self._client = client
+        self.runs = RunStore(self.state / "runs.db")
+        self._checkpoints = SqliteCheckpoints(self.state / "checkpoints.db")
+        self._source_deliveries = SqliteDeliveries(self.state / "checkpoints.db")
+        await asyncio.gather(*(self._start_function(f) for f in self.project.functions.values()))
+        started = [self._start_dispatcher(t) for t in self.triggers.values()]
         # A group joins at the topic's end: nothing may publish before every trigger has
         # joined, or the events published meanwhile would pass it by.
-        await asyncio.gather(*(d.joined.wait() for d in self.dispatchers))
-        self._start_sources()
+        await asyncio.gather(*(d.joined.wait() for d in started if d is not None))
+        for source in self.project.sources.values():
+            self._start_source(source)
         self._background(self._housekeeping())
+        if self.watch_files:
+            self._background(self._watch())
 
     async def _start_buses(self) -> None:
         for name, resource in self.project.buses.items():
@@ -190,7 +218,13 @@ class Platform:
             await bus.start()
             self.buses[name] = bus
 
-    async def _start_function(self, function: Function, client: WireClient, runs: RunStore) -> None:
+    async def _start_function(self, function: Function) -> None:
+        template, host = await self._launch(function)
+        self.templates[function.name], self.hosts[function.name] = template, host
+
+    async def _launch(self, function: Function) -> tuple[Template, FunctionHost]:
+        """A function's template and host, started (and stopped again if that fails)."""
+        assert self._client is not None and self.runs is not None
         config = TemplateConfig(
             name=function.name,
             target=function.spec.handler,
@@ -205,14 +239,18 @@ class Platform:
         destination: FunctionHost
         if function.spec.mode == "job":
             announce = functools.partial(self._publish_one, "default", "default")
-            destination = JobRunner(function, template, runs, announce)
+            destination = JobRunner(function, template, self.runs, announce)
         else:
             grace = self.settings.worker_grace_seconds
-            destination = ServicePool(function, template, client, grace=grace)
-        self.templates[function.name] = template
-        self.hosts[function.name] = destination
-        await template.start()
-        await destination.start()
+            destination = ServicePool(function, template, self._client, grace=grace)
+        try:
+            await template.start()
+            await destination.start()
+        except BaseException:
+            await destination.stop()
+            await template.stop()
+            raise
+        return template, destination
 
     async def _publish_one(self, bus: str, topic: str, event: Event) -> None:
         await self.buses[bus].publish(topic, [event])
@@ -223,43 +261,63 @@ class Platform:
             function, project=self.project.root, state=self.state, publish_token=self.publish_token
         )
 
-    def _start_dispatchers(self) -> None:
-        triggers = self.project.all_triggers()
-        for trigger in triggers.values():
-            if self.dapr.pushes(trigger):
-                continue  # Dapr delivers it: see cumulo.runtimes.local.dapr_push
-            function = self.project.functions[trigger.spec.function]
-            scale = function.spec.scale
-            per_replica = 1 if function.spec.mode == "job" else scale.concurrency
-            dispatcher = TriggerDispatcher(
-                self.buses[trigger.spec.bus],
-                trigger,
-                self.hosts[function.name],
-                function_timeout=function.spec.timeout,
-                concurrency=scale.max * per_replica,
-                middleware=self.telemetry.middleware,
-            )
-            self.dispatchers.append(dispatcher)
-            self.deliveries.append(dispatcher)
-            self._background(dispatcher.run())
+    def _start_dispatcher(self, trigger: Trigger) -> TriggerDispatcher | None:
+        """Deliver ``trigger`` (None when Dapr pushes it: see .dapr_push)."""
+        if self.dapr.pushes(trigger):
+            return None
+        function = self.hosts[trigger.spec.function].function
+        scale = function.spec.scale
+        per_replica = 1 if function.spec.mode == "job" else scale.concurrency
+        dispatcher = TriggerDispatcher(
+            self.buses[trigger.spec.bus],
+            trigger,
+            self.hosts[function.name],
+            function_timeout=function.spec.timeout,
+            concurrency=scale.max * per_replica,
+            middleware=self.telemetry.middleware,
+        )
+        task = asyncio.create_task(dispatcher.run())
+        task.add_done_callback(_report_crash)
+        self._dispatching[trigger.name] = (dispatcher, task)
+        self.dispatchers.append(dispatcher)
+        self.deliveries.append(dispatcher)
+        return dispatcher
 
-    def _start_sources(self) -> None:
-        checkpoints = SqliteCheckpoints(self.state / "checkpoints.db")
-        deliveries = SqliteDeliveries(self.state / "checkpoints.db")
-        for source in self.project.sources.values():
-            sink = source.spec.sink
-            publish = functools.partial(self.buses[sink.bus].publish, sink.topic)
-            running = build_source(source, publish, checkpoints, deliveries)
-            if running is None:
-                log.warning(
-                    "source %s: %s sources are not available yet", source.name, source.spec.kind
-                )
-                continue
-            self.sources.append(running)
-            if isinstance(running, HttpSource):
-                self.webhooks[source.name] = running
-            else:
-                self._background(running.run())
+    async def _stop_dispatcher(self, name: str) -> None:
+        """Stop fetching for trigger ``name``; what it holds finishes (bounded) or is
+        left to its lease. Its consumer group stays where it is on the bus."""
+        if (running := self._dispatching.pop(name, None)) is None:
+            return
+        dispatcher, task = running
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await dispatcher.drain(DRAIN_SECONDS)
+        self.dispatchers.remove(dispatcher)
+        self.deliveries.remove(dispatcher)
+
+    def _start_source(self, source: EventSource) -> None:
+        sink = source.spec.sink
+        publish = functools.partial(self.buses[sink.bus].publish, sink.topic)
+        running = build_source(source, publish, self._checkpoints, self._source_deliveries)
+        if running is None:
+            log.warning(
+                "source %s: %s sources are not available yet", source.name, source.spec.kind
+            )
+            return
+        self.sources.append(running)
+        if isinstance(running, HttpSource):
+            self.webhooks[source.name] = running
+        else:
+            task = asyncio.create_task(running.run())
+            task.add_done_callback(_report_crash)
+            self._sourcing[source.name] = task
+
+    async def _stop_source(self, name: str) -> None:
+        self.webhooks.pop(name, None)
+        if (task := self._sourcing.pop(name, None)) is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self.sources[:] = [s for s in self.sources if s.name != name]
 
     def _background(self, work: Coroutine[Any, Any, Any]) -> None:
         """Run ``work`` until the platform stops; a crash is logged, never silent."""
@@ -314,10 +372,104 @@ class Platform:
                 for bus in self.buses.values():
                     await bus.trim()
 
+    # --- reload: save and see (see .reload) ------------------------------------
+
+    async def _watch(self) -> None:
+        async for edits in project_edits(self.project.root, ignore=[self.state]):
+            await self.reload(edits)
+
+    async def reload(self, edits: Edits) -> ReloadPlan | None:
+        """Apply saved changes; None (and the old project still serving) when they do not load."""
+        started = time.monotonic()
+        forget_bytecode(edits.code)
+        try:
+            new = await asyncio.to_thread(load_project, self.project.root, modules=self.modules)
+        except SpecError as e:
+            self._reloaded(None, [str(e)], started)
+            return None
+        sources = {name: t.sources for name, t in self.templates.items() if t.sources}
+        plan = plan_reload(self.project, new, edits.code, sources)
+        if plan.empty:
+            return plan
+        errors = await self._apply(plan, new)
+        self._reloaded(plan, errors, started)
+        return plan if not errors else None
+
+    async def _apply(self, plan: ReloadPlan, new: Project) -> list[str]:
+        """Make the platform run ``new``; the errors of what could not change.
+
+        New and changed functions start first: when one fails to, nothing else
+        changes. Code reloads are each their own: one that fails keeps its old code."""
+        launched: dict[str, tuple[Template, FunctionHost]] = {}
+        try:
+            for name in (*plan.replace, *plan.add):
+                launched[name] = await self._launch(new.functions[name])
+        except (WorkerStartError, OSError, TimeoutError) as e:
+            for template, host in launched.values():
+                await host.stop()
+                await template.stop()
+            return [str(e)]
+        reloads = [self.hosts[name].reload() for name in plan.reload]
+        errors: list[str] = []
+        for outcome in await asyncio.gather(*reloads, return_exceptions=True):
+            if isinstance(outcome, ReloadError | WorkerStartError):
+                errors.append(str(outcome))  # that function keeps its old code
+            elif isinstance(outcome, BaseException):
+                raise outcome
+        await asyncio.gather(*(self._stop_dispatcher(name) for name in plan.stop_triggers))
+        await asyncio.gather(*(self._stop_source(name) for name in plan.stop_sources))
+        retired = [
+            (self.templates.pop(n), self.hosts.pop(n)) for n in (*plan.replace, *plan.remove)
+        ]
+        for name, (template, host) in launched.items():
+            self.templates[name], self.hosts[name] = template, host
+        self._adopt(new)
+        joining = [self._start_dispatcher(self.triggers[name]) for name in plan.start_triggers]
+        await asyncio.gather(*(d.joined.wait() for d in joining if d is not None))
+        for name in plan.start_sources:
+            self._start_source(new.sources[name])
+        for template, host in retired:
+            await host.stop()
+            await template.stop()
+        return errors
+
+    def _adopt(self, new: Project) -> None:
+        """The new project is the one running: what the gateway and dashboard read follows."""
+        self.project = new
+        self.triggers.clear()
+        self.triggers.update(new.all_triggers())
+        self.public.clear()
+        self.public.update(public_functions(new.functions.values()))
+        self.dashboard_data.project = new
+
+    def _reloaded(self, plan: ReloadPlan | None, errors: list[str], started: float) -> None:
+        """Say what the reload did, in the log and in ``/api/status``."""
+        seconds = time.monotonic() - started
+        summary = plan.summary() if plan else "nothing changed"
+        self.reloaded = {
+            "at": time.time(),
+            "ok": not errors,
+            "summary": summary,
+            "errors": errors,
+            "notApplied": list(plan.not_applied) if plan else [],
+            "seconds": round(seconds, 3),
+        }
+        for error in errors:
+            log.error("reload: %s (the old code keeps serving)", error)
+        if plan is not None:
+            log.info("reload: %s (%.2fs)", summary, seconds)
+            for line in plan.not_applied:
+                log.warning("reload: %s", line)
+
     async def _stop(self) -> None:
-        for task in self._tasks:
+        tasks = [
+            *self._tasks,
+            *self._sourcing.values(),
+            *(t for _, t in self._dispatching.values()),
+        ]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.dapr.stop()
         await asyncio.gather(*(d.drain(DRAIN_SECONDS) for d in self.dispatchers))
         await asyncio.gather(
@@ -347,6 +499,7 @@ class Platform:
             ],
             "sources": [describe_source(s) for s in self.sources],
             "groups": [asdict(g) for bus in self.buses.values() for g in await bus.groups()],
+            "reload": self.reloaded,
         }
 
     def _run_counts(self) -> dict[tuple[str, str], int]:

@@ -24,6 +24,11 @@ Faults stay with the event that caused them (:mod:`cumulo.runtimes.local.faults`
 
 Stopping a replica (scale-down, recycle, :meth:`ServicePool.stop`) is always
 SIGTERM, then SIGKILL after ``grace``, to its whole process group.
+
+On :meth:`ServicePool.reload` (new code) the template imports the function again
+and every replica of the old code leaves rotation at once; each is stopped when
+what it holds has finished (or after the function's timeout), so nothing in
+flight is dropped and the next delivery runs on a replica of the new code.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import itertools
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Coroutine, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -68,6 +73,7 @@ class PoolStats:
     errors: int = 0
     recycled: int = 0  # replicas stopped because a request timed out
     solo_retries: int = 0  # deliveries repeated alone after another event's fault
+    reloads: int = 0  # times new code was loaded
 
 
 class ServicePool:
@@ -92,6 +98,7 @@ class ServicePool:
         self._starting = 0
         self._stopping: set[int] = set()
         self._retiring: set[asyncio.Task[None]] = set()
+        self._draining: dict[int, Replica] = {}  # old code: out of rotation, finishing its work
         self._closing = False
         self._start_error: Exception | None = None
         self._start_failures = 0  # how many starts have failed, ever
@@ -420,9 +427,7 @@ class ServicePool:
             return  # gone already, or on its way
         self._stopping.add(replica.pid)
         signal_group(replica.pid, signal.SIGTERM)
-        task = asyncio.create_task(self._kill_after_grace(replica.pid, watch))
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        self._background_retire(self._kill_after_grace(replica.pid, watch))
 
     async def _kill_after_grace(self, pid: int, watch: Watch) -> None:
         if await watch.exit_code(self.grace) is not None:
@@ -432,6 +437,34 @@ class ServicePool:
         )
         signal_group(pid, signal.SIGKILL)
         await watch.exit_code(KILL_WAIT_SECONDS)
+
+    async def reload(self) -> None:
+        """New code: the template imports it; replicas of the old code finish, then go."""
+        await self.template.reload()
+        self.stats.reloads += 1
+        for replica in list(self.replicas.values()):
+            self._draining[replica.pid] = self.replicas.pop(replica.pid)
+            self._background_retire(self._retire_when_done(replica))
+        async with self._changed:
+            self._changed.notify_all()
+        for _ in range(self.scale.min - len(self.replicas) - self._starting):
+            await self._spawn()
+
+    async def _retire_when_done(self, replica: Replica) -> None:
+        """Stop ``replica`` once it holds nothing (at most the function's timeout from now)."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: replica.inflight <= 0 or self._closing),
+                    self.function.spec.timeout,
+                )
+        self._draining.pop(replica.pid, None)
+        self._retire(replica)
+
+    def _background_retire(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     def workers(self) -> int:
         return len(self.replicas)
@@ -445,7 +478,9 @@ class ServicePool:
     async def stop(self) -> None:
         """Stop every replica (SIGKILL after ``grace``) and wait for them to go."""
         self._closing = True
-        for replica in list(self.replicas.values()):
+        for replica in [*self.replicas.values(), *self._draining.values()]:
             self._retire(replica)
+        async with self._changed:
+            self._changed.notify_all()  # the draining ones stop waiting
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)

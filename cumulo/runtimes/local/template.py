@@ -14,11 +14,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from cumulo.errors import WorkerStartError
+from cumulo.errors import ReloadError, WorkerStartError
 from cumulo.runtimes.local.forkserver_messages import (
     Exited,
     JobStarted,
     Ready,
+    Reload,
+    Reloaded,
+    ReloadFailed,
     Spawn,
     Spawned,
     StartFailed,
@@ -30,9 +33,16 @@ from cumulo.runtimes.local.forkserver_messages import (
 
 log = logging.getLogger("cumulo.template")
 
-START_TIMEOUT_SECONDS = 60.0
+START_TIMEOUT_SECONDS = 60.0  # also bounds a spawn or a reload
 RESTART_DELAY_SECONDS = 0.5
 MAX_RESTART_DELAY_SECONDS = 30.0
+
+
+Answer = Spawned | JobStarted | Reloaded | ReloadFailed  # a reply to one command
+
+
+def _paths(sources: tuple[str, ...]) -> frozenset[Path]:
+    return frozenset(Path(source) for source in sources)
 
 
 class TemplateConfig(TemplateSettings):
@@ -52,9 +62,10 @@ class Template:
         self.config = config
         self.on_exit = on_exit
         self.signature: str | None = None
+        self.sources: frozenset[Path] = frozenset()  # the project's files its import loaded
         self._process: asyncio.subprocess.Process | None = None
         self._ids = itertools.count(1)
-        self._waiting: dict[int, asyncio.Future[Spawned | JobStarted]] = {}
+        self._waiting: dict[int, asyncio.Future[Answer]] = {}
         self._reader: asyncio.Task[None] | None = None
         self._stopping = False
         self._restarter: asyncio.Task[None] | None = None
@@ -84,7 +95,7 @@ class Template:
         if not isinstance(ready, Ready):
             error = ready.error if isinstance(ready, StartFailed) else f"said {ready.kind} first"
             raise WorkerStartError(f"function {self.config.name}: {error} (see {self.config.log})")
-        self.signature = ready.signature
+        self.signature, self.sources = ready.signature, _paths(ready.sources)
         self._reader = asyncio.create_task(self._read_replies())
 
     async def spawn_worker(self) -> tuple[int, int]:
@@ -104,6 +115,17 @@ class Template:
         self._children.add(reply.pid)
         return reply.pid
 
+    async def reload(self) -> None:
+        """Import the function's code again; what is forked next runs it.
+
+        Raises :class:`ReloadError` (``file:line: message``) when the new code does
+        not load: the template then keeps serving the code it had."""
+        reply = await self._request(lambda id: Reload(id=id))
+        if isinstance(reply, ReloadFailed):
+            raise ReloadError(f"function {self.config.name}: {reply.error}")
+        assert isinstance(reply, Reloaded)
+        self.signature, self.sources = reply.signature, _paths(reply.sources)
+
     async def stop(self) -> None:
         if self._process is None:
             return
@@ -119,12 +141,12 @@ class Template:
             if task:
                 task.cancel()
 
-    async def _request(self, command: Callable[[int], Spawn | StartJob]) -> Spawned | JobStarted:
+    async def _request(self, command: Callable[[int], Spawn | StartJob | Reload]) -> Answer:
         """Send the command made for a fresh request id; the template's answer to it."""
         if not self.alive:
             raise WorkerStartError(f"function {self.config.name}: the template is not running")
         request_id = next(self._ids)
-        future: asyncio.Future[Spawned | JobStarted] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._waiting[request_id] = future
         assert self._process is not None and self._process.stdin is not None
         self._process.stdin.write(encode(command(request_id)))
@@ -141,7 +163,7 @@ class Template:
                 self._children.discard(reply.pid)
                 self.on_exit(reply.pid, reply.code)
             elif (
-                isinstance(reply, Spawned | JobStarted)
+                isinstance(reply, Spawned | JobStarted | Reloaded | ReloadFailed)
                 and (future := self._waiting.get(reply.id))
                 and not future.done()
             ):

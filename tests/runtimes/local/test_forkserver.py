@@ -22,6 +22,9 @@ from cumulo.runtimes.local.forkserver_messages import (
     Exited,
     JobStarted,
     Ready,
+    Reload,
+    Reloaded,
+    ReloadFailed,
     Reply,
     Spawn,
     Spawned,
@@ -82,7 +85,7 @@ class ForkServer:
         )
         self.pending = b""
 
-    def send(self, command: Spawn | StartJob) -> None:
+    def send(self, command: Spawn | StartJob | Reload) -> None:
         assert self.process.stdin is not None
         self.process.stdin.write(encode(command))
         self.process.stdin.flush()
@@ -142,10 +145,12 @@ def serving(port: int, path: str = "/") -> dict[str, int]:
         return json.loads(answer.read())
 
 
-def test_it_says_ready_with_the_signature_once_the_function_is_imported(start) -> None:
+def test_it_says_ready_with_the_signature_once_the_function_is_imported(
+    start, tmp_path: Path
+) -> None:
     server = start("main:web")
 
-    assert server.reply() == Ready(signature="http")
+    assert server.reply() == Ready(signature="http", sources=(str(tmp_path / "main.py"),))
 
 
 def test_a_function_that_cannot_be_loaded_is_reported_and_the_template_exits(start) -> None:
@@ -230,7 +235,7 @@ def test_a_job_exits_with_the_code_of_its_outcome(
     start, tmp_path: Path, what: str, code: int
 ) -> None:
     server = start("main:job")
-    assert server.reply() == Ready(signature="cloudevent")
+    assert server.reply() == Ready(signature="cloudevent", sources=(str(tmp_path / "main.py"),))
     event_file = tmp_path / "event.json"
     event_file.write_bytes(to_json(new_event("test.job", "/tests", {"do": what})))
     result, log = tmp_path / "result.json", tmp_path / "run.log"
@@ -243,3 +248,58 @@ def test_a_job_exits_with_the_code_of_its_outcome(
     status = json.loads(result.read_bytes())["status"]
     assert status == {"ok": "success", "retry": "retry", "fail": "failed"}[what]
     assert ("job ran" in log.read_text()) == (what == "ok")  # the job's output: its own log
+
+
+def spawn_and_ask(server: ForkServer, request_id: int) -> dict[str, int]:
+    server.send(Spawn(id=request_id))
+    spawned = server.reply()
+    assert isinstance(spawned, Spawned)
+    return serving(spawned.port, "/version")
+
+
+VERSIONED = """
+import helper
+
+
+def web(request):
+    return {"version": helper.VERSION}
+"""
+
+
+def test_a_reload_imports_the_changed_code_and_what_it_forks_next_runs_it(
+    start, tmp_path: Path
+) -> None:
+    (tmp_path / "main.py").write_text(VERSIONED)
+    (tmp_path / "helper.py").write_text("VERSION = 1\n")
+    server = start("main:web")
+    ready = server.reply()
+    assert isinstance(ready, Ready) and str(tmp_path / "helper.py") in ready.sources
+    assert spawn_and_ask(server, 1) == {"version": 1}
+
+    (tmp_path / "helper.py").write_text("VERSION = 2\n")  # same size, same second
+    server.send(Reload(id=2))
+    reloaded = server.reply()
+
+    assert isinstance(reloaded, Reloaded) and reloaded.id == 2 and reloaded.signature == "http"
+    assert spawn_and_ask(server, 3) == {"version": 2}
+
+
+def test_code_that_no_longer_imports_is_reported_where_it_fails_and_the_old_code_stays(
+    start, tmp_path: Path
+) -> None:
+    (tmp_path / "main.py").write_text(VERSIONED)
+    (tmp_path / "helper.py").write_text("VERSION = 1\n")
+    server = start("main:web")
+    server.reply()
+
+    (tmp_path / "helper.py").write_text("VERSION = 1\nVERSION +\n")
+    server.send(Reload(id=1))
+    failed = server.reply()
+    assert failed == ReloadFailed(id=1, error="helper.py:2: SyntaxError: invalid syntax")
+    assert spawn_and_ask(server, 2) == {"version": 1}
+
+    (tmp_path / "helper.py").write_text("VERSION = 1 / 0\n")
+    server.send(Reload(id=3))
+    failed = server.reply()
+    assert failed == ReloadFailed(id=3, error="helper.py:1: ZeroDivisionError: division by zero")
+    assert spawn_and_ask(server, 4) == {"version": 1}

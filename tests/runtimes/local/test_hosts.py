@@ -35,6 +35,7 @@ def test_the_protocol_names_what_the_platform_calls() -> None:
         "deliver",
         "describe",
         "on_exit",
+        "reload",
         "request",
         "scale_down_idle",
         "start",
@@ -63,6 +64,7 @@ async def test_a_fresh_service_pool_runs_nothing_yet(tmp_path: Path) -> None:
         "errors": 0,
         "recycled": 0,
         "solo_retries": 0,
+        "reloads": 0,
     }
     await pool.scale_down_idle()
     await pool.stop()  # nothing to stop: returns at once
