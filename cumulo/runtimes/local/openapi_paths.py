@@ -104,7 +104,7 @@ def _gateway(parameters: Parameters) -> dict[str, Any]:
         "/metrics": {"get": operation("Prometheus metrics (text exposition format).", {
             "200": _content("text/plain; version=0.0.4", "The metrics.", {"type": "string"})})},
         "/api/status": {"get": operation(
-            "What is running: functions, replicas, triggers, sources, consumer groups.",
+            "What is running: functions, replicas, triggers, sources, consumer groups, the last reload.",
             {"200": _json("The platform's state.")}, "503")},
         "/api/events": {"get": operation(
             "Events of a topic in offset order (not leased).", {"200": _json("Messages.", ARRAY)},
