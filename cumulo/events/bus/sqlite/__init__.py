@@ -7,9 +7,7 @@ so a ``publish`` that has returned survives ``kill -9`` (and power loss).
 Group commit (:mod:`.writer`): one thread owns the write connection. Every write
 (publish, taking a fetch's leases, settle, ...) is queued to it, and everything
 queued while one transaction was committing runs in the next one: one fsync for
-all of them. A transaction that only takes leases and acks (no event published,
-no cursor moved back) skips the fsync: a power cut can bring its deliveries
-back, a killed process cannot lose it. Reads (:mod:`.connections`: ``read``, ``topics``, ``groups``, and
+all of them. Reads (:mod:`.connections`: ``read``, ``topics``, ``groups``, and
 planning fetches) use a second connection on its own thread and never wait for
 the writer.
 

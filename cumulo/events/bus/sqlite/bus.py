@@ -65,11 +65,6 @@ class SqliteBus(Bus):
         return self._writer.transactions if self._writer else 0
 
     @property
-    def synced_transactions(self) -> int:
-        """Of those, the ones that waited for an fsync (see :mod:`.writer`)."""
-        return self._writer.synced if self._writer else 0
-
-    @property
     def owner(self) -> bool:
         """Whether this bus owns the file's leases (see the package docstring)."""
         return self._owner.held
@@ -147,7 +142,7 @@ class SqliteBus(Bus):
             finally:
                 self._claims.close(ticket)
         last_try = partial(plan_and_take, group=group, limit=limit, lease=lease, accept=accept)
-        return await self._write(last_try, durable=False)
+        return await self._write(last_try)
 
     async def _plan_then_take(
         self, ticket: Ticket, limit: int, lease: float, accept: Accept | None
@@ -163,7 +158,7 @@ class SqliteBus(Bus):
         def plan(conn: sqlite3.Connection) -> None:
             planned = self._claims.plan(conn, ticket, limit, accept)
             if planned is not None:  # None: the fetch was given up meanwhile
-                writer.enqueue(partial(take, plan=planned, lease=lease), loop, taken, durable=False)
+                writer.enqueue(partial(take, plan=planned, lease=lease), loop, taken)
 
         reader.run_then(plan, loop, taken)
         try:
@@ -177,8 +172,7 @@ class SqliteBus(Bus):
             return
         window = self.settings.bus.dedup_window
         settle = partial(consumer_groups.settle, group=group, prepared=prepared, window=window)
-        publishes = any(outgoing for _, outgoing in prepared)  # replies, dead letters
-        next_due = await self._write(settle, durable=publishes)
+        next_due = await self._write(settle)
         bell = self._bells.get(group)
         if bell is not None:
             bell.set_due(next_due)
@@ -223,10 +217,8 @@ class SqliteBus(Bus):
         retention, window = self.settings.bus.retention, self.settings.bus.dedup_window
         return await self._write(partial(event_log.trim, retention=retention, window=window))
 
-    async def _write(self, operation: Callable[[Txn], T], *, durable: bool = True) -> T:
-        """Run a write; ``durable=False`` for leases and plain acks (see :mod:`.writer`)."""
-        writer = self._started(self._writer)
-        return cast(T, await writer.submit(operation, durable=durable))
+    async def _write(self, operation: Callable[[Txn], T]) -> T:
+        return cast(T, await self._started(self._writer).submit(operation))
 
     async def _read(self, query: Callable[[sqlite3.Connection], T]) -> T:
         return cast(T, await self._started(self._reader).run(query))

@@ -4,14 +4,6 @@ Every write (publish, taking a fetch's leases, settle, ...) is queued to the
 writer, and everything queued while one transaction was committing runs in the
 next one: one fsync for all of them. Each operation runs in its own savepoint,
 so one that fails does not undo the others.
-
-An operation is queued as *durable* (the default: it writes events or moves
-cursors back, and its caller is told only once that survives power loss) or
-not: taking leases and plain acks only record where deliveries stand. A
-transaction of such operations alone commits with ``synchronous=NORMAL``: no
-fsync, still safe against a killed process (WAL mode), and at worst lost to a
-power cut, which brings those deliveries back (at-least-once). The next durable
-commit fsyncs the log, and with it everything committed before.
 """
 
 from __future__ import annotations
@@ -32,7 +24,6 @@ from cumulo.events.bus.sqlite.errors import transaction_failed, translate
 from cumulo.events.bus.sqlite.wakeups import resolve
 
 MAX_BATCH = 1024  # operations per group-committed transaction
-NORMAL = 1  # PRAGMA synchronous: WAL frames written, not fsynced, at commit
 
 
 @dataclass(slots=True)
@@ -51,7 +42,6 @@ class _Queued(NamedTuple):
     operation: Operation
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
-    durable: bool
 
 
 class _Outcome(NamedTuple):
@@ -63,18 +53,12 @@ class _Outcome(NamedTuple):
 class Writer:
     """The one thread that writes: each transaction runs every operation queued meanwhile.
 
-    ``on_commit`` gets the topics a committed transaction published to. Durable
-    transactions commit with the connection's own ``synchronous`` mode, light ones
-    with at most ``NORMAL``.
+    ``on_commit`` gets the topics a committed transaction published to.
     """
 
     def __init__(self, conn: sqlite3.Connection, path: Path, on_commit: Callable[[set[str]], None]):
         self.transactions = 0  # committed; far fewer than operations
-        self.synced = 0  # of those, committed in the connection's own (durable) mode
         self._conn, self._path, self._on_commit = conn, path, on_commit
-        (level,) = conn.execute("PRAGMA synchronous").fetchone()
-        self._durable_mode = self._mode = level  # 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA
-        self._light_mode = min(level, NORMAL)
         self._queue: queue.SimpleQueue[_Queued | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="cumulo-sqlite-writer", daemon=True)
         self._closed = False
@@ -82,25 +66,20 @@ class Writer:
     def start(self) -> None:
         self._thread.start()
 
-    async def submit(self, operation: Operation, *, durable: bool = True) -> Any:
+    async def submit(self, operation: Operation) -> Any:
         """Run ``operation`` in the next transaction; its value once that has committed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self.enqueue(operation, loop, future, durable=durable)
+        self.enqueue(operation, loop, future)
         return await future
 
     def enqueue(
-        self,
-        operation: Operation,
-        loop: asyncio.AbstractEventLoop,
-        future: asyncio.Future[Any],
-        *,
-        durable: bool = True,
+        self, operation: Operation, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]
     ) -> None:
         """Queue ``operation`` from any thread; once committed, its outcome settles ``future``."""
         if self._closed:
             raise BusError(f"sqlite bus {self._path} is closed")
-        self._queue.put(_Queued(operation, loop, future, durable))
+        self._queue.put(_Queued(operation, loop, future))
 
     def stop(self) -> None:
         """Finish what is queued, then close the connection (blocking)."""
@@ -138,9 +117,7 @@ class Writer:
         return batch
 
     def _commit(self, batch: list[_Queued]) -> list[_Outcome]:
-        durable = any(queued.durable for queued in batch)
         try:
-            self._use_mode(self._durable_mode if durable else self._light_mode)
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as e:
             return self._failed(batch, e)
@@ -156,15 +133,8 @@ class Writer:
                 self._conn.execute("ROLLBACK")
             return self._failed(batch, e)
         self.transactions += 1
-        self.synced += durable
         self._on_commit(set().union(*(outcome.touched for outcome in outcomes)))
         return outcomes
-
-    def _use_mode(self, level: int) -> None:
-        """Set ``synchronous`` for the next commit (SQLite refuses it inside a transaction)."""
-        if level != self._mode:
-            self._conn.execute(f"PRAGMA synchronous={level:d}")
-            self._mode = level
 
     def _apply(self, operation: Operation) -> _Outcome:
         """Run one operation in a savepoint, so that its failure does not undo the others."""
