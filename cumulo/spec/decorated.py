@@ -9,12 +9,14 @@ imported before is put back), so the next load imports them afresh.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import importlib.util
 import os
 import sys
 import threading
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
@@ -146,3 +148,12 @@ def _raised_at(error: BaseException, project_dir: Path) -> tuple[str, str]:
         if Path(os.path.abspath(frame.filename)).is_relative_to(project_dir.absolute()):
             return display_path(frame.filename), str(frame.lineno)
     return "", ""
+
+
+def forget_bytecode(files: Iterable[str | Path]) -> None:
+    """Remove the cached bytecode of the project's saved files: Python checks it by
+    whole-second mtime and size, so a quick edit that keeps the size would load the old code."""
+    for file in files:
+        if str(file).endswith(".py"):
+            with contextlib.suppress(OSError, ValueError):
+                os.unlink(importlib.util.cache_from_source(str(file)))

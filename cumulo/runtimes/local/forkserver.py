@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib
-import importlib.util
 import os
 import selectors
 import signal
@@ -60,7 +59,7 @@ from cumulo.runtimes.worker.app import build_app
 from cumulo.runtimes.worker.job import job_main
 from cumulo.runtimes.worker.serve import preload, serve
 from cumulo.runtimes.worker.target import LoadedFunction, load_function, serving_signature
-from cumulo.spec.decorated import is_project_module
+from cumulo.spec.decorated import forget_bytecode, is_project_module
 
 PR_SET_PDEATHSIG = 1
 
@@ -127,9 +126,9 @@ class ForkServer:
     def reload(self, request_id: int) -> None:
         """Import the project's modules afresh; on failure put the old ones back."""
         old = self.project_modules()
-        for name, module in old.items():
+        for name in old:
             del sys.modules[name]
-            forget_bytecode(module)  # an edit within the same second could look unchanged
+        forget_bytecode(m.__file__ for m in old.values() if m.__file__)  # a same-second edit
         importlib.invalidate_caches()
         try:
             self.function, self.signature, self.app = self.load()
@@ -200,14 +199,6 @@ class ForkServer:
     def shutdown(self) -> None:
         for pid in list(self.children):
             signal_group(pid, signal.SIGKILL)
-
-
-def forget_bytecode(module: ModuleType) -> None:
-    """Remove a module's cached bytecode: it is checked by whole-second mtime and size."""
-    file = getattr(module, "__file__", None)
-    if isinstance(file, str) and file.endswith(".py"):
-        with contextlib.suppress(OSError, ValueError):
-            os.unlink(importlib.util.cache_from_source(file))
 
 
 def where_it_failed(error: BaseException, project: Path) -> str:

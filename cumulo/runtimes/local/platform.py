@@ -48,13 +48,7 @@ from cumulo.runtimes.local.jobs import JobRunner
 from cumulo.runtimes.local.limits import bounded_httptools
 from cumulo.runtimes.local.metrics import PlatformMetrics, StatsCollector
 from cumulo.runtimes.local.pool import ServicePool
-from cumulo.runtimes.local.reload import (
-    Edits,
-    ReloadPlan,
-    forget_bytecode,
-    plan_reload,
-    project_edits,
-)
+from cumulo.runtimes.local.reload import Edits, ReloadPlan, plan_reload, project_edits
 from cumulo.runtimes.local.runs import RunStore
 from cumulo.runtimes.local.sources import (
     Running,
@@ -68,6 +62,7 @@ from cumulo.runtimes.local.views import TriggerView
 from cumulo.runtimes.local.wire import WireClient
 from cumulo.runtimes.local.wiring import missing_extras, open_bus
 from cumulo.spec import Project, load_project
+from cumulo.spec.decorated import forget_bytecode
 from cumulo.spec.models import EventSource, Function, Trigger
 
 log = logging.getLogger("cumulo.platform")

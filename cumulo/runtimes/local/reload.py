@@ -25,11 +25,8 @@ nothing: the old keeps serving and the error is shown (log line and
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib.util
-import os
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from watchfiles import Change, DefaultFilter, awatch
@@ -72,14 +69,6 @@ async def project_edits(
         yield Edits(frozenset(Path(path).absolute() for _, path in changes))
 
 
-def forget_bytecode(files: frozenset[Path]) -> None:
-    """Remove the cached bytecode of saved files: Python checks it by whole-second mtime
-    and size, so a quick edit that keeps the size would load the old code."""
-    for file in files:
-        with contextlib.suppress(OSError, ValueError):
-            os.unlink(importlib.util.cache_from_source(str(file)))
-
-
 @dataclass(frozen=True)
 class ReloadPlan:
     """What to change in a running platform to make it run the new project."""
@@ -92,7 +81,7 @@ class ReloadPlan:
     start_triggers: tuple[str, ...] = ()  # by trigger name, in the new project
     stop_sources: tuple[str, ...] = ()
     start_sources: tuple[str, ...] = ()
-    not_applied: tuple[str, ...] = field(default=())  # needs the next `cumulo up`
+    not_applied: tuple[str, ...] = ()  # needs the next `cumulo up`
 
     @property
     def empty(self) -> bool:
